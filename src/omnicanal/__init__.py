@@ -1,0 +1,3 @@
+"""omnicanal: open-source omnichannel marketing platform."""
+
+__version__ = "0.1.0"

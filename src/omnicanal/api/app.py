@@ -1,0 +1,70 @@
+"""Assemble the application: API, collection, dashboard and background workers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from omnicanal import __version__
+from omnicanal.api import problems
+from omnicanal.collect import api as collect_api
+from omnicanal.collect.cors import CollectCorsMiddleware
+from omnicanal.collect.ingest import Collector
+from omnicanal.collect.writer import EventWriter
+from omnicanal.core.settings import Settings, get_settings
+from omnicanal.store.engine import Database, make_engine
+from omnicanal.store.migrate import upgrade
+from omnicanal.web import pages
+
+DESCRIPTION = """
+omnicanal collects every interaction of a retailer's customers, on every channel.
+
+* **Collection** (`/v1/...`) follows the Segment HTTP Tracking API: point the Segment or
+  RudderStack SDKs at this host. Authenticate with a source's write key as HTTP Basic user.
+* **Management** (`/api/v1/...`) needs an admin token: `Authorization: Bearer <token>`
+  (`omnicanal tokens create`).
+* Errors are RFC 9457 problem details (`application/problem+json`).
+"""
+
+
+def open_database(settings: Settings) -> Database:
+    """Open the configured database and bring its schema up to date."""
+    db = Database(
+        make_engine(
+            settings.resolved_database_url(), sqlite_synchronous=settings.sqlite_synchronous
+        )
+    )
+    upgrade(db.engine)
+    return db
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+    """Build the application; the database opens when it starts."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = db or open_database(settings)
+        writer = EventWriter(database, max_rows=settings.collect.group_commit_rows)
+        writer.start()
+        app.state.db = database
+        app.state.settings = settings
+        app.state.collector = Collector(database, settings.collect, writer)
+        try:
+            yield
+        finally:
+            writer.stop()
+            if db is None:
+                database.dispose()
+
+    app = FastAPI(
+        title="omnicanal", version=__version__, description=DESCRIPTION, lifespan=lifespan
+    )
+    problems.install(app)
+    app.include_router(collect_api.tracking)
+    app.include_router(collect_api.management)
+    app.include_router(pages.router)
+    app.add_middleware(CollectCorsMiddleware, origins=settings.collect.allowed_origins)
+    return app

@@ -1,0 +1,1 @@
+"""Admin API tokens: who may call the management API."""

@@ -1,0 +1,276 @@
+"""Validation and normalisation of Segment-spec messages.
+
+Each message becomes one log row or a list of problems naming the field and the
+reason. Checks that need a walk of the whole message (depth, NUL characters,
+numbers beyond 2^53) only walk when the serialised bytes show a reason to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from omnicanal.core.clock import isoformat, parse_iso8601
+from omnicanal.core.ids import uuid7
+
+TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
+SHORT_TYPES = {
+    "i": "identify",
+    "t": "track",
+    "p": "page",
+    "s": "screen",
+    "g": "group",
+    "a": "alias",
+}
+MAX_ID_CHARS = 255
+MAX_SAFE_NUMBER = 2**53
+FUTURE_TOLERANCE = timedelta(days=1)
+_OBJECT_FIELDS = ("context", "integrations", "properties", "traits")
+_STRING_FIELDS = ("event", "name", "category")
+_SUSPECT = re.compile(rb"\\u0000|\d{16}|[eE]\+?\d")
+
+Problem = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The per-message limits in force."""
+
+    max_event_bytes: int
+    max_depth: int
+
+
+@dataclass(slots=True)
+class Row:
+    """One accepted message, ready for the log."""
+
+    dedup_key: int
+    message_id: str
+    type: str
+    event: str | None
+    user_id: str | None
+    anonymous_id: str | None
+    timestamp: datetime
+    received_at: datetime
+    payload: bytes
+
+
+def dedup_key(source_id: int, message_id: str, salt: int = 0) -> int:
+    """Return the signed 64-bit digest that identifies a message within a source."""
+    text = f"{source_id}\x1f{message_id}\x1f{salt}" if salt else f"{source_id}\x1f{message_id}"
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _identifier(msg: dict[str, Any], field: str, problems: list[Problem]) -> str | None:
+    value = msg.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        problems.append({"field": field, "reason": "must be a string"})
+        return None
+    text = str(value).strip()
+    if not text:
+        problems.append({"field": field, "reason": "must not be empty"})
+        return None
+    if len(text) > MAX_ID_CHARS:
+        problems.append({"field": field, "reason": f"is longer than {MAX_ID_CHARS} characters"})
+        return None
+    return text
+
+
+def _instant(msg: dict[str, Any], field: str, problems: list[Problem]) -> datetime | None:
+    value = msg.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        problems.append({"field": field, "reason": "must be an ISO-8601 string"})
+        return None
+    try:
+        instant = parse_iso8601(value)
+    except ValueError:
+        problems.append({"field": field, "reason": f"{value[:40]!r} is not an ISO-8601 timestamp"})
+        return None
+    if instant.year < 1970:
+        problems.append({"field": field, "reason": "is before 1970"})
+        return None
+    return instant
+
+
+def _check_shape(msg: dict[str, Any], kind: str, problems: list[Problem]) -> None:
+    for field in _OBJECT_FIELDS:
+        value = msg.get(field)
+        if value is not None and not isinstance(value, dict):
+            problems.append({"field": field, "reason": "must be an object"})
+    for field in _STRING_FIELDS:
+        value = msg.get(field)
+        if value is not None and not isinstance(value, str):
+            problems.append({"field": field, "reason": "must be a string"})
+    if kind == "track":
+        event = msg.get("event")
+        if not isinstance(event, str) or not event.strip():
+            if event is None:
+                problems.append({"field": "event", "reason": "is required for track calls"})
+            elif isinstance(event, str):
+                problems.append({"field": "event", "reason": "must not be empty"})
+        elif len(event) > MAX_ID_CHARS:
+            problems.append(
+                {"field": "event", "reason": f"is longer than {MAX_ID_CHARS} characters"}
+            )
+
+
+def _walk(value: Any, path: str, depth: int, limits: Limits) -> Problem | None:
+    """Find the first NUL, out-of-range number or too-deep nesting."""
+    if depth > limits.max_depth:
+        return {"field": path or "(message)", "reason": f"nests deeper than {limits.max_depth}"}
+    if isinstance(value, str):
+        return {"field": path, "reason": "contains a NUL character"} if "\x00" in value else None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        if abs(value) > MAX_SAFE_NUMBER:
+            reason = "is beyond ±2^53; send large numbers or identifiers as strings"
+            return {"field": path, "reason": reason}
+        return None
+    items: Any = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, child in items:
+        if isinstance(key, str) and "\x00" in key:
+            return {"field": path, "reason": "has a key with a NUL character"}
+        child_path = (
+            f"{path}[{key}]" if isinstance(key, int) else (f"{path}.{key}" if path else key)
+        )
+        found = _walk(child, child_path, depth + 1, limits)
+        if found is not None:
+            return found
+    return None
+
+
+def _deep_problems(payload: bytes, msg: dict[str, Any], limits: Limits) -> list[Problem]:
+    if len(payload) > limits.max_event_bytes:
+        reason = f"is {len(payload)} bytes; the limit is {limits.max_event_bytes} bytes per message"
+        return [{"field": "(message)", "reason": reason, "limit": limits.max_event_bytes}]
+    openings = payload.count(b"{") + payload.count(b"[")
+    if openings > limits.max_depth or _SUSPECT.search(payload):
+        found = _walk(msg, "", 1, limits)
+        if found is not None:
+            return [found]
+    return []
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What a request gives every message it carries."""
+
+    source_id: int
+    received_at: datetime
+    limits: Limits
+    sent_at: datetime | None = None
+    context: dict[str, Any] | None = None
+    integrations: dict[str, Any] | None = None
+    historical: bool = False
+
+
+def _message_type(msg: dict[str, Any], kind: str | None, problems: list[Problem]) -> str:
+    if kind is not None:
+        return kind
+    declared = msg.get("type")
+    resolved = SHORT_TYPES.get(declared, declared) if isinstance(declared, str) else None
+    if resolved not in TYPES:
+        reason = "is required" if declared is None else f"{str(declared)[:20]!r} is not a call type"
+        problems.append({"field": "type", "reason": f"{reason}; use one of {sorted(TYPES)}"})
+        return "track"
+    return str(resolved)
+
+
+def _identities(msg: dict[str, Any], kind: str, problems: list[Problem]) -> tuple[str | None, ...]:
+    before = len(problems)
+    user_id = _identifier(msg, "userId", problems)
+    anonymous_id = _identifier(msg, "anonymousId", problems)
+    if kind == "alias":
+        previous = _identifier(msg, "previousId", problems)
+        if previous is None and "previousId" not in msg:
+            problems.append({"field": "previousId", "reason": "is required for alias calls"})
+        if user_id is None and "userId" not in msg:
+            problems.append({"field": "userId", "reason": "is required for alias calls"})
+    if kind == "group" and _identifier(msg, "groupId", problems) is None and "groupId" not in msg:
+        problems.append({"field": "groupId", "reason": "is required for group calls"})
+    if user_id is None and anonymous_id is None and len(problems) == before:
+        problems.append({"field": "userId", "reason": "userId or anonymousId is required"})
+    return user_id, anonymous_id
+
+
+def _timestamp(original: datetime | None, sent_at: datetime | None, env: Envelope) -> datetime:
+    """Correct the client's clock as Segment does: receivedAt - (sentAt - timestamp)."""
+    if original is None:
+        return env.received_at
+    if env.historical or sent_at is None:
+        return original
+    return env.received_at - (sent_at - original)
+
+
+def _payload(
+    msg: dict[str, Any],
+    kind: str,
+    message_id: str,
+    env: Envelope,
+    times: dict[str, datetime | None],
+) -> dict[str, Any]:
+    out = {k: v for k, v in msg.items() if k != "writeKey"}
+    out["type"] = kind
+    out["messageId"] = message_id
+    if env.context:
+        out["context"] = {**env.context, **(msg.get("context") or {})}
+    if env.integrations:
+        out["integrations"] = {**env.integrations, **(msg.get("integrations") or {})}
+    for name, value in times.items():
+        if value is not None:
+            out[name] = isoformat(value)
+    return out
+
+
+def normalise(msg: Any, *, kind: str | None, env: Envelope) -> Row | list[Problem]:
+    """Turn one message into a log row, or return every problem found in it."""
+    if not isinstance(msg, dict):
+        return [{"field": "(message)", "reason": "must be a JSON object"}]
+    problems: list[Problem] = []
+    call = _message_type(msg, kind, problems)
+    if problems:
+        return problems
+    user_id, anonymous_id = _identities(msg, call, problems)
+    message_id = _identifier(msg, "messageId", problems) or uuid7()
+    original = _instant(msg, "timestamp", problems) or _instant(msg, "originalTimestamp", problems)
+    sent_at = _instant(msg, "sentAt", problems) or env.sent_at
+    _check_shape(msg, call, problems)
+    if problems:
+        return problems
+    timestamp = _timestamp(original, sent_at, env)
+    if timestamp > env.received_at + FUTURE_TOLERANCE:
+        return [{"field": "timestamp", "reason": "is more than a day in the future"}]
+    times = {
+        "timestamp": timestamp,
+        "originalTimestamp": original,
+        "sentAt": sent_at,
+        "receivedAt": env.received_at,
+    }
+    out = _payload(msg, call, message_id, env, times)
+    payload = orjson.dumps(out)
+    deep = _deep_problems(payload, out, env.limits)
+    if deep:
+        return deep
+    event = out.get("event") if call == "track" else out.get("name")
+    return Row(
+        dedup_key(env.source_id, message_id),
+        message_id,
+        call,
+        event.strip()[:MAX_ID_CHARS] if isinstance(event, str) else None,
+        user_id,
+        anonymous_id,
+        timestamp,
+        env.received_at,
+        payload,
+    )
