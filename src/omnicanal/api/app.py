@@ -47,7 +47,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = db or open_database(settings)
-        writer = EventWriter(database, max_rows=settings.collect.group_commit_rows)
+        writer = EventWriter(
+            database,
+            max_rows=settings.collect.group_commit_rows,
+            dedup_window=settings.collect.dedup_window,
+        )
         writer.start()
         app.state.db = database
         app.state.settings = settings

@@ -262,6 +262,7 @@ class Collector:
             received_at,
             self.limits,
             sent_at=sent,
+            sent_text=sent_at if sent else None,
             context=body.get("context"),
             integrations=body.get("integrations"),
             historical=endpoint == "import",

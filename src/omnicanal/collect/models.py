@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from omnicanal.store.base import Base, BigId
@@ -26,20 +26,28 @@ class Source(Base):
 
 
 class Event(Base):
-    """One accepted message, exactly as received plus the server's fields."""
+    """One accepted message, exactly as received plus the server's fields.
+
+    A message is the same as another when it has the same source, messageId and client
+    timestamp: the unique key is (client timestamp in ms, 64-bit digest of source and
+    messageId). Leading with the client's time keeps each insert near the newest keys,
+    so the index grows at the end instead of being rewritten at random; SDK retries
+    resend the message unchanged, timestamp included.
+    """
 
     __tablename__ = "collect_event"
+    __table_args__ = (UniqueConstraint("dedup_time", "dedup_key"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    source_id: Mapped[int] = mapped_column(ForeignKey("collect_source.id"))
-    # 64-bit digest of (source, messageId): a compact unique key that keeps retries out.
-    dedup_key: Mapped[int] = mapped_column(BigInteger, unique=True)
+    source_id: Mapped[int] = mapped_column(Integer)  # no FK: the writer checks, inserts stay lean
+    dedup_time: Mapped[int] = mapped_column(BigInteger)  # client timestamp, ms; 0 if none
+    dedup_key: Mapped[int] = mapped_column(BigInteger)
     message_id: Mapped[str] = mapped_column(String(255))
     type: Mapped[str] = mapped_column(String(16))
     event: Mapped[str | None] = mapped_column(String(255))
     user_id: Mapped[str | None] = mapped_column(String(255))
     anonymous_id: Mapped[str | None] = mapped_column(String(255))
-    timestamp: Mapped[datetime]
-    received_at: Mapped[datetime]
+    timestamp_ms: Mapped[int] = mapped_column(BigInteger)  # corrected event time, ms
+    received_ms: Mapped[int] = mapped_column(BigInteger)
     payload: Mapped[str] = mapped_column(Text)
 
 

@@ -82,6 +82,10 @@ def get_by_write_key(*, session: Session, write_key: str) -> SourceIdentity | No
     return SourceIdentity(id=source.id, name=source.name, channel=source.channel)
 
 
+def _from_ms(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
@@ -131,8 +135,8 @@ def list_events(
             event=e.event,
             user_id=e.user_id,
             anonymous_id=e.anonymous_id,
-            timestamp=_utc(e.timestamp),
-            received_at=_utc(e.received_at),
+            timestamp=_from_ms(e.timestamp_ms),
+            received_at=_from_ms(e.received_ms),
             payload=orjson.loads(e.payload),
         )
         for e in session.scalars(query)

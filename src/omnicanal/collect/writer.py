@@ -14,7 +14,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,8 +25,8 @@ from omnicanal.store.engine import Database
 log = logging.getLogger(__name__)
 
 _EVENT_COLUMNS = (
-    "source_id, dedup_key, message_id, type, event, user_id, anonymous_id, timestamp, "
-    "received_at, payload"
+    "source_id, dedup_time, dedup_key, message_id, type, event, user_id, anonymous_id, "
+    "timestamp_ms, received_ms, payload"
 )
 _REJECT_COLUMNS = (
     "source_id, received_at, endpoint, batch_index, status, code, errors, payload, "
@@ -67,36 +67,86 @@ class _Group:
     rows: int = 0
 
 
+class RecentMessages:
+    """The digests and client times of the last messages written, oldest evicted first.
+
+    The log's unique key holds the client's timestamp, which an SDK retry resends as
+    it was. A message sent again with the same messageId but a new timestamp (a webhook
+    or till that re-sends a sale) is caught here, within this window.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._times: dict[int, int] = {}
+        self._order: deque[int] = deque()
+
+    def time_of(self, key: int) -> int | None:
+        """Return the client time stored with a digest, if it is in the window."""
+        return self._times.get(key)
+
+    def add(self, key: int, dedup_time: int) -> None:
+        """Remember a written message, evicting the oldest beyond capacity."""
+        if key not in self._times:
+            self._order.append(key)
+        self._times[key] = dedup_time
+        while len(self._order) > self.capacity:
+            self._times.pop(self._order.popleft(), None)
+
+    def add_many(self, keys: list[int], times: list[int]) -> None:
+        """Remember many written messages at once."""
+        fresh = [k for k in keys if k not in self._times]
+        self._times.update(zip(keys, times, strict=True))
+        self._order.extend(fresh)
+        for _ in range(len(self._order) - self.capacity):
+            self._times.pop(self._order.popleft(), None)
+
+    def known(self, keys: set[int]) -> bool:
+        """Tell if any of these digests is in the window."""
+        return not self._times.keys().isdisjoint(keys)
+
+    def __len__(self) -> int:
+        return len(self._times)
+
+
 class StorageUnavailableError(Exception):
     """The log could not be written; nothing of the group was acknowledged."""
-
-
-def _sqlite_time(value: datetime) -> str:
-    return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
 class EventWriter:
     """Owns one connection and one thread; `submit` returns once rows are committed."""
 
-    def __init__(self, db: Database, *, max_rows: int = 20_000) -> None:
+    def __init__(
+        self, db: Database, *, max_rows: int = 20_000, dedup_window: int = 500_000
+    ) -> None:
         self._db = db
         self._max_rows = max_rows
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._sqlite = db.dialect == "sqlite"
+        self._conn: Any = None
+        self._lock = threading.Lock()
+        self._recent = RecentMessages(dedup_window)
+        self._recent_loaded = False
+        self._checkpointer = _Checkpointer(db) if self._sqlite else None
 
     def start(self) -> None:
-        """Start the writer thread."""
+        """Start the writer thread (and, on SQLite, the WAL checkpointer)."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
             self._thread.start()
+            if self._checkpointer is not None:
+                self._checkpointer.start()
 
     def stop(self) -> None:
-        """Finish what is queued, then stop the thread."""
+        """Finish what is queued, then stop the threads and close the connection."""
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+        with self._lock:
+            self._close()
 
     async def submit(self, job: Job) -> int:
         """Queue a job and wait until it is committed; return how many rows were new."""
@@ -140,15 +190,81 @@ class EventWriter:
             for job in group.jobs:
                 _wake(job, None)
 
+    def _connection(self) -> Any:
+        if self._conn is None:
+            self._conn = self._db.engine.raw_connection()
+            if self._sqlite:  # the checkpointer thread copies the WAL back, off this path
+                self._conn.cursor().execute("PRAGMA wal_autocheckpoint=0")
+        if not self._recent_loaded:
+            self._load_recent(self._conn)
+        return self._conn
+
+    def _load_recent(self, conn: Any) -> None:
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT dedup_key, dedup_time FROM collect_event ORDER BY id DESC LIMIT "
+            f"{int(self._recent.capacity)}"
+        )
+        for key, dedup_time in reversed(cur.fetchall()):
+            self._recent.add(key, dedup_time)
+        conn.commit()
+        self._recent_loaded = True
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
     def _write(self, jobs: list[Job]) -> None:
+        with self._lock:
+            batch_class = _SqliteBatch if self._sqlite else _PostgresBatch
+            try:
+                batch_class(self._connection(), jobs, self._recent).write()
+            except Exception:
+                self._close()  # a broken connection is replaced on the next group
+                raise
+
+
+class _Checkpointer:
+    """Copies SQLite's WAL back into the database from its own thread and connection.
+
+    Left to the writer, each checkpoint would stall a commit for tens of milliseconds;
+    a PASSIVE checkpoint here runs beside the writer, outside the GIL.
+    """
+
+    def __init__(self, db: Database, interval: float = 1.0) -> None:
+        self._db = db
+        self._interval = interval
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stopping.set()
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
         conn = self._db.engine.raw_connection()
         try:
-            if self._sqlite:
-                _SqliteBatch(conn, jobs).write()
-            else:
-                _PostgresBatch(conn, jobs).write()
+            while not self._stopping.wait(self._interval):
+                self._checkpoint(conn, "PASSIVE")
+            self._checkpoint(conn, "TRUNCATE")
         finally:
             conn.close()
+
+    @staticmethod
+    def _checkpoint(conn: Any, mode: str) -> None:
+        try:
+            conn.cursor().execute(f"PRAGMA wal_checkpoint({mode})")
+        except Exception:  # busy or locked: the next round will do it
+            log.debug("WAL checkpoint (%s) skipped", mode, exc_info=True)
 
 
 def _wake(job: Job, error: Exception | None) -> None:
@@ -168,15 +284,24 @@ def _wake(job: Job, error: Exception | None) -> None:
         loop.call_soon_threadsafe(resolve)
 
 
-def _counts(jobs: list[Job], stored: set[int] | None) -> Counter[tuple[int, str]]:
-    counts: Counter[tuple[int, str]] = Counter()
-    seen: set[int] = set()
+def _counts(jobs: list[Job], stored: set[tuple[int, int]]) -> Counter[tuple[int, str]]:
+    """Count what was really stored per source and type, and set each job's count."""
+    if len(stored) == sum(len(job.rows) for job in jobs):  # every row is new
+        counts = Counter((job.source_id, row.type) for job in jobs for row in job.rows)
+        for job in jobs:
+            job.stored = len(job.rows)
+            if job.rejections:
+                counts[(job.source_id, "rejected")] += len(job.rejections)
+        return counts
+    counts = Counter()
+    seen: set[tuple[int, int]] = set()
     for job in jobs:
         job.stored = 0
         for row in job.rows:
-            if row.dedup_key in seen or (stored is not None and row.dedup_key not in stored):
+            key = row.key
+            if key in seen or key not in stored:
                 continue
-            seen.add(row.dedup_key)
+            seen.add(key)
             counts[(job.source_id, row.type)] += 1
             job.stored += 1
         if job.rejections:
@@ -184,229 +309,198 @@ def _counts(jobs: list[Job], stored: set[int] | None) -> Counter[tuple[int, str]
     return counts
 
 
+def _values(source_id: int, r: Row) -> tuple[Any, ...]:
+    return (
+        source_id,
+        r.dedup_time,
+        r.dedup_key,
+        r.message_id,
+        r.type,
+        r.event,
+        r.user_id,
+        r.anonymous_id,
+        r.timestamp_ms,
+        r.received_ms,
+        r.payload.decode(),
+    )
+
+
+def _rejection_values(r: Rejection, sqlite: bool) -> tuple[Any, ...]:
+    # SQLAlchemy keeps SQLite datetimes as naive UTC text; PostgreSQL takes the object.
+    received = r.received_at.replace(tzinfo=None).isoformat(sep=" ") if sqlite else r.received_at
+    return (
+        r.source_id,
+        received,
+        r.endpoint,
+        r.batch_index,
+        r.status,
+        r.code,
+        r.errors,
+        r.payload,
+        r.payload_truncated,
+    )
+
+
 _COUNTER_UPSERT = (
     "INSERT INTO collect_counter (source_id, name, count) VALUES ({p}, {p}, {p}) "
     "ON CONFLICT (source_id, name) DO UPDATE SET count = collect_counter.count + excluded.count"
 )
+_OWNER = (
+    "SELECT source_id, message_id FROM collect_event WHERE dedup_time = {p} AND dedup_key = {p}"
+)
 
 
-class _SqliteBatch:
-    """One SQLite transaction for a group of jobs."""
+class _Batch:
+    """One transaction for a group of jobs; subclasses speak each database's dialect."""
 
-    _INSERT = (
-        f"INSERT OR IGNORE INTO collect_event ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 10)})"
-    )
-    _REJECT = (
-        f"INSERT INTO collect_rejected_event ({_REJECT_COLUMNS}) VALUES ({', '.join('?' * 9)})"
-    )
+    param = "?"
 
-    def __init__(self, conn: Any, jobs: list[Job]) -> None:
+    def __init__(self, conn: Any, jobs: list[Job], recent: RecentMessages) -> None:
+        self.conn = conn
         self.cur = conn.cursor()
         self.jobs = jobs
+        self.recent = recent
+
+    def _pairs(self) -> list[tuple[int, Row]]:
+        """Return the rows to insert, less messages resent under a known messageId."""
+        pairs = [(job.source_id, row) for job in self.jobs for row in job.rows]
+        keys = {row.dedup_key for _, row in pairs}
+        if len(keys) == len(pairs) and not self.recent.known(keys):
+            return pairs  # the usual case: nothing seen before, nothing twice
+        return self._pairs_checked()
+
+    def _pairs_checked(self) -> list[tuple[int, Row]]:
+        pairs: list[tuple[int, Row]] = []
+        in_group: dict[int, tuple[int, str]] = {}
+        for job in self.jobs:
+            for row in job.rows:
+                if self._resent(job.source_id, row):
+                    continue
+                earlier = in_group.setdefault(row.dedup_key, (row.dedup_time, row.message_id))
+                if earlier[0] != row.dedup_time and earlier[1] == row.message_id:
+                    continue
+                pairs.append((job.source_id, row))
+        return pairs
+
+    def _resent(self, source_id: int, row: Row) -> bool:
+        """Tell if the window holds this messageId under another client time."""
+        known = self.recent.time_of(row.dedup_key)
+        if known is None or known == row.dedup_time:
+            return False
+        return self._owner_at(known, row.dedup_key) == (source_id, row.message_id)
+
+    def _remember(self, pairs: list[tuple[int, Row]], stored: set[tuple[int, int]]) -> None:
+        rows = [row for _, row in pairs if (row.dedup_time, row.dedup_key) in stored]
+        self.recent.add_many([r.dedup_key for r in rows], [r.dedup_time for r in rows])
+
+    def _owner_at(self, dedup_time: int, key: int) -> tuple[int, str] | None:
+        self.cur.execute(_OWNER.format(p=self.param), (dedup_time, key))
+        found = self.cur.fetchone()
+        return None if found is None else (found[0], found[1])
+
+    def _owner(self, row: Row) -> tuple[int, str] | None:
+        return self._owner_at(row.dedup_time, row.dedup_key)
+
+    def _salted(self, source_id: int, row: Row) -> bool:
+        """Give a message whose 64-bit digest another one holds a free key; False on a retry."""
+        salt = 1
+        while True:
+            row.dedup_key = dedup_key(source_id, row.message_id, salt)
+            owner = self._owner(row)
+            if owner == (source_id, row.message_id):
+                return False
+            if owner is None:
+                return True
+            salt += 1
+
+    def _collided(self, source_id: int, row: Row) -> bool:
+        owner = self._owner(row)
+        return owner is not None and owner != (source_id, row.message_id)
+
+    def _finish(self, stored: set[tuple[int, int]]) -> None:
+        sqlite = self.param == "?"
+        rejections = [_rejection_values(r, sqlite) for job in self.jobs for r in job.rejections]
+        if rejections:
+            marks = ", ".join([self.param] * 9)
+            self.cur.executemany(
+                f"INSERT INTO collect_rejected_event ({_REJECT_COLUMNS}) VALUES ({marks})",
+                rejections,
+            )
+        counts = sorted(_counts(self.jobs, stored).items())
+        if counts:
+            self.cur.executemany(
+                _COUNTER_UPSERT.format(p=self.param), [(s, n, c) for (s, n), c in counts]
+            )
+
+
+class _SqliteBatch(_Batch):
+    """SQLite: INSERT OR IGNORE with executemany; new rows are those past the old max id."""
+
+    _INSERT = (
+        f"INSERT OR IGNORE INTO collect_event ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 11)})"
+    )
 
     def write(self) -> None:
         cur = self.cur
         cur.execute("BEGIN IMMEDIATE")
         try:
-            before = cur.execute("SELECT coalesce(max(id), 0) FROM collect_event").fetchone()[0]
-            params = [
-                (
-                    job.source_id,
-                    r.dedup_key,
-                    r.message_id,
-                    r.type,
-                    r.event,
-                    r.user_id,
-                    r.anonymous_id,
-                    _sqlite_time(r.timestamp),
-                    _sqlite_time(r.received_at),
-                    r.payload.decode(),
-                )
-                for job in self.jobs
-                for r in job.rows
-            ]
-            cur.executemany(self._INSERT, params)
-            stored = None if cur.rowcount == len(params) else self._resolve(before)
+            cur.execute("SELECT coalesce(max(id), 0) FROM collect_event")
+            before = cur.fetchone()[0]
+            pairs = self._pairs()
+            cur.executemany(self._INSERT, [_values(s, r) for s, r in pairs])
+            if cur.rowcount == len(pairs):
+                stored = {(r.dedup_time, r.dedup_key) for _, r in pairs}
+            else:
+                stored = self._resolve(before, pairs)
             self._finish(stored)
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
             raise
+        self._remember(pairs, stored)
 
-    def _resolve(self, before: int) -> set[int]:
-        """Tell retries from 64-bit digest collisions; store the collisions under a salt."""
-        inserted = {
-            k
-            for (k,) in self.cur.execute(
-                "SELECT dedup_key FROM collect_event WHERE id > ?", (before,)
-            )
-        }
-        for job in self.jobs:
-            for row in job.rows:
-                if row.dedup_key in inserted:
-                    continue
-                if self._owner(row.dedup_key) not in (None, (job.source_id, row.message_id)):
-                    key = self._insert_salted(job.source_id, row)
-                    if key is not None:
-                        inserted.add(key)
+    def _resolve(self, before: int, pairs: list[tuple[int, Row]]) -> set[tuple[int, int]]:
+        """Tell retries from digest collisions; store each collision under a salted key."""
+        self.cur.execute("SELECT dedup_time, dedup_key FROM collect_event WHERE id > ?", (before,))
+        inserted = {(t, k) for t, k in self.cur.fetchall()}
+        for source_id, row in pairs:
+            if row.key in inserted or not self._collided(source_id, row):
+                continue
+            if self._salted(source_id, row):
+                self.cur.execute(self._INSERT, _values(source_id, row))
+                inserted.add(row.key)
         return inserted
 
-    def _owner(self, key: int) -> tuple[int, str] | None:
-        found = self.cur.execute(
-            "SELECT source_id, message_id FROM collect_event WHERE dedup_key = ?", (key,)
-        ).fetchone()
-        return None if found is None else (found[0], found[1])
 
-    def _insert_salted(self, source_id: int, row: Row) -> int | None:
-        """Store a message whose digest another message holds; None if it is a retry."""
-        salt = 1
-        while True:
-            row.dedup_key = dedup_key(source_id, row.message_id, salt)
-            owner = self._owner(row.dedup_key)
-            if owner == (source_id, row.message_id):
-                return None
-            if owner is None:
-                self.cur.execute(
-                    self._INSERT,
-                    (
-                        source_id,
-                        row.dedup_key,
-                        row.message_id,
-                        row.type,
-                        row.event,
-                        row.user_id,
-                        row.anonymous_id,
-                        _sqlite_time(row.timestamp),
-                        _sqlite_time(row.received_at),
-                        row.payload.decode(),
-                    ),
-                )
-                return row.dedup_key
-            salt += 1
+class _PostgresBatch(_Batch):
+    """PostgreSQL: one INSERT ... SELECT FROM unnest(arrays) ... RETURNING the new keys."""
 
-    def _finish(self, stored: set[int] | None) -> None:
-        rejections = [
-            (
-                r.source_id,
-                _sqlite_time(r.received_at),
-                r.endpoint,
-                r.batch_index,
-                r.status,
-                r.code,
-                r.errors,
-                r.payload,
-                r.payload_truncated,
-            )
-            for job in self.jobs
-            for r in job.rejections
-        ]
-        if rejections:
-            self.cur.executemany(self._REJECT, rejections)
-        counts = _counts(self.jobs, stored)
-        self.cur.executemany(
-            _COUNTER_UPSERT.format(p="?"), [(s, n, c) for (s, n), c in counts.items()]
-        )
-
-
-class _PostgresBatch:
-    """One PostgreSQL transaction for a group of jobs, rows sent as arrays."""
-
+    param = "%s"
     _INSERT = (
         f"INSERT INTO collect_event ({_EVENT_COLUMNS}) "
-        "SELECT * FROM unnest(%s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[], "
-        "%s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[]) "
-        "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key"
+        "SELECT * FROM unnest(%s::int[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], "
+        "%s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::text[]) "
+        "ON CONFLICT (dedup_time, dedup_key) DO NOTHING RETURNING dedup_time, dedup_key"
     )
-    _REJECT = (
-        f"INSERT INTO collect_rejected_event ({_REJECT_COLUMNS}) VALUES ({', '.join(['%s'] * 9)})"
-    )
-
-    def __init__(self, conn: Any, jobs: list[Job]) -> None:
-        self.conn = conn
-        self.cur = conn.cursor()
-        self.jobs = jobs
 
     def write(self) -> None:
         try:
-            pairs = [(job.source_id, r) for job in self.jobs for r in job.rows]
+            pairs = self._pairs()
             stored = self._insert(pairs)
-            if len(stored) < len({r.dedup_key for _, r in pairs}):
-                stored |= self._resolve(pairs, stored)
+            for source_id, row in pairs:
+                collided = row.key not in stored and self._collided(source_id, row)
+                if collided and self._salted(source_id, row):
+                    stored |= self._insert([(source_id, row)])
             self._finish(stored)
             self.conn.commit()
         except BaseException:
             self.conn.rollback()
             raise
+        self._remember(pairs, stored)
 
-    def _insert(self, pairs: list[tuple[int, Row]]) -> set[int]:
+    def _insert(self, pairs: list[tuple[int, Row]]) -> set[tuple[int, int]]:
         if not pairs:
             return set()
-        columns: list[list[Any]] = [[] for _ in range(10)]
-        for source_id, r in pairs:
-            values = (
-                source_id,
-                r.dedup_key,
-                r.message_id,
-                r.type,
-                r.event,
-                r.user_id,
-                r.anonymous_id,
-                r.timestamp,
-                r.received_at,
-                r.payload.decode(),
-            )
-            for column, value in zip(columns, values, strict=True):
-                column.append(value)
+        columns = [list(column) for column in zip(*(_values(s, r) for s, r in pairs), strict=True)]
         self.cur.execute(self._INSERT, columns)
-        return {k for (k,) in self.cur.fetchall()}
-
-    def _resolve(self, pairs: list[tuple[int, Row]], stored: set[int]) -> set[int]:
-        missing = [(s, r) for s, r in pairs if r.dedup_key not in stored]
-        self.cur.execute(
-            "SELECT dedup_key, source_id, message_id FROM collect_event WHERE dedup_key = ANY(%s)",
-            ([r.dedup_key for _, r in missing],),
-        )
-        existing = {k: (s, m) for k, s, m in self.cur.fetchall()}
-        added: set[int] = set()
-        for source_id, row in missing:
-            salt = 1
-            while existing.get(row.dedup_key, (source_id, row.message_id)) != (
-                source_id,
-                row.message_id,
-            ):
-                row.dedup_key = dedup_key(source_id, row.message_id, salt)
-                self.cur.execute(
-                    "SELECT source_id, message_id FROM collect_event WHERE dedup_key = %s",
-                    (row.dedup_key,),
-                )
-                found = self.cur.fetchone()
-                if found is None:
-                    added |= self._insert([(source_id, row)])
-                    break
-                existing[row.dedup_key] = (found[0], found[1])
-                salt += 1
-        return added
-
-    def _finish(self, stored: set[int]) -> None:
-        rejections = [
-            (
-                r.source_id,
-                r.received_at,
-                r.endpoint,
-                r.batch_index,
-                r.status,
-                r.code,
-                r.errors,
-                r.payload,
-                r.payload_truncated,
-            )
-            for job in self.jobs
-            for r in job.rejections
-        ]
-        if rejections:
-            self.cur.executemany(self._REJECT, rejections)
-        counts = _counts(self.jobs, stored)
-        if counts:
-            self.cur.executemany(
-                _COUNTER_UPSERT.format(p="%s"), [(s, n, c) for (s, n), c in sorted(counts.items())]
-            )
+        return {(t, k) for t, k in self.cur.fetchall()}

@@ -28,4 +28,6 @@ def parse_iso8601(value: str) -> datetime:
 
 def isoformat(value: datetime) -> str:
     """Format an instant the way Segment does: UTC, milliseconds, trailing Z."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"

@@ -19,6 +19,7 @@ class CollectSettings(BaseModel):
     max_depth: int = 32
     max_string_chars: int = 8_192
     group_commit_rows: int = 20_000
+    dedup_window: int = 500_000  # recent messages checked by messageId alone
     rejected_sample_bytes: int = 64 * 1024
     allowed_origins: list[str] = Field(default_factory=lambda: ["*"])
 

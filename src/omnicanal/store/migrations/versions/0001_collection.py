@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 20:16:06.848850
+Create Date: 2026-11-23 20:30:25.383151
 """
 
 from __future__ import annotations
@@ -30,6 +30,28 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash", name=op.f("uq_auth_api_token_token_hash")),
     )
     op.create_table(
+        "collect_event",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("source_id", sa.Integer(), nullable=False),
+        sa.Column("dedup_time", sa.BigInteger(), nullable=False),
+        sa.Column("dedup_key", sa.BigInteger(), nullable=False),
+        sa.Column("message_id", sa.String(length=255), nullable=False),
+        sa.Column("type", sa.String(length=16), nullable=False),
+        sa.Column("event", sa.String(length=255), nullable=True),
+        sa.Column("user_id", sa.String(length=255), nullable=True),
+        sa.Column("anonymous_id", sa.String(length=255), nullable=True),
+        sa.Column("timestamp_ms", sa.BigInteger(), nullable=False),
+        sa.Column("received_ms", sa.BigInteger(), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_collect_event")),
+        sa.UniqueConstraint("dedup_time", "dedup_key", name=op.f("uq_collect_event_dedup_time")),
+    )
+    op.create_table(
         "collect_source",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=120), nullable=False),
@@ -53,32 +75,6 @@ def upgrade() -> None:
             name=op.f("fk_collect_counter_source_id_collect_source"),
         ),
         sa.PrimaryKeyConstraint("source_id", "name", name=op.f("pk_collect_counter")),
-    )
-    op.create_table(
-        "collect_event",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
-        sa.Column("source_id", sa.Integer(), nullable=False),
-        sa.Column("dedup_key", sa.BigInteger(), nullable=False),
-        sa.Column("message_id", sa.String(length=255), nullable=False),
-        sa.Column("type", sa.String(length=16), nullable=False),
-        sa.Column("event", sa.String(length=255), nullable=True),
-        sa.Column("user_id", sa.String(length=255), nullable=True),
-        sa.Column("anonymous_id", sa.String(length=255), nullable=True),
-        sa.Column("timestamp", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("payload", sa.Text(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["source_id"],
-            ["collect_source.id"],
-            name=op.f("fk_collect_event_source_id_collect_source"),
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_collect_event")),
-        sa.UniqueConstraint("dedup_key", name=op.f("uq_collect_event_dedup_key")),
     )
     op.create_table(
         "collect_rejected_event",
@@ -118,8 +114,8 @@ def downgrade() -> None:
         batch_op.drop_index("ix_collect_rejected_event_received_at")
 
     op.drop_table("collect_rejected_event")
-    op.drop_table("collect_event")
     op.drop_table("collect_counter")
     op.drop_table("collect_source")
+    op.drop_table("collect_event")
     op.drop_table("auth_api_token")
     # ### end Alembic commands ###
