@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from omnicanal import __version__
 from omnicanal.api import problems
 from omnicanal.collect import api as collect_api
+from omnicanal.collect import browser
 from omnicanal.collect.cors import CollectCorsMiddleware
 from omnicanal.collect.ingest import Collector
 from omnicanal.collect.writer import EventWriter
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     problems.install(app)
     app.include_router(collect_api.tracking)
     app.include_router(collect_api.management)
+    app.include_router(browser.router)
     app.include_router(pages.router)
     app.add_middleware(CollectCorsMiddleware, origins=settings.collect.allowed_origins)
     return app
