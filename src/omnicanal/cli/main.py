@@ -20,6 +20,7 @@ from omnicanal.cli.context import (
     session_for,
     settings_for,
 )
+from omnicanal.cli.demo import demo
 from omnicanal.store.migrate import current_revision
 
 app = typer.Typer(help="omnicanal: omnichannel marketing platform.", no_args_is_help=True)
@@ -28,6 +29,7 @@ tokens_app = typer.Typer(help="Admin API tokens.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tokens_app, name="tokens")
 collect_cli.register(app)
+app.command()(demo)
 
 
 @app.command()

@@ -1,0 +1,98 @@
+"""The `omnicanal` command, run in-process against a real data folder."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from omnicanal.cli.main import app
+from omnicanal.core.settings import get_settings
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def data(tmp_path, backend, database_url, monkeypatch):
+    monkeypatch.setenv("OMNICANAL_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    yield tmp_path / "data"
+    get_settings.cache_clear()
+
+
+def run(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_sources_tokens_and_stats(data) -> None:
+    key = run("sources", "create", "e-shop", "--channel", "web", "--data", str(data)).strip()
+    assert key.startswith("oc_wk_")
+    listed = json.loads(run("sources", "list", "--json", "--data", str(data)))
+    assert [(s["name"], s["channel"]) for s in listed] == [("e-shop", "web")]
+    assert key not in json.dumps(listed)
+    token = run("tokens", "create", "--data", str(data)).strip()
+    assert token.startswith("oc_admin_")
+    stats = json.loads(run("stats", "--json", "--data", str(data)))
+    assert stats["events"] == 0
+    assert stats["sources"][0]["name"] == "e-shop"
+
+
+def test_unknown_channel_is_refused_with_the_accepted_list(data) -> None:
+    result = runner.invoke(app, ["sources", "create", "x", "--channel", "fax", "--data", str(data)])
+    assert result.exit_code == 2
+    assert "unknown channel 'fax'" in result.output
+    assert "store" in result.output
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_demo_loads_through_the_api_and_reports(data) -> None:
+    port = str(_free_port())
+    run(
+        "demo",
+        "--customers",
+        "20",
+        "--months",
+        "3",
+        "--no-serve",
+        "--port",
+        port,
+        "--data",
+        str(data),
+    )
+    stats = json.loads(run("stats", "--json", "--data", str(data)))
+    assert stats["events"] > 100
+    assert stats["rejected"] == 0
+    assert {s["channel"] for s in stats["sources"]} >= {"web", "app", "store:paris-01", "email"}
+    # A second run finds the data loaded and adds nothing.
+    run("demo", "--no-serve", "--port", port, "--data", str(data))
+    assert json.loads(run("stats", "--json", "--data", str(data)))["events"] == stats["events"]
+    tail = run("events", "tail", "--once", "--last", "5", "--data", str(data))
+    assert "Order Completed" in tail or "Product Viewed" in tail
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/")
+
+
+def test_rejected_list_shows_reasons(data, tmp_path) -> None:
+    key = run("sources", "create", "till", "--channel", "store:paris-01", "--data", str(data))
+    from fastapi.testclient import TestClient
+
+    from omnicanal.api.app import create_app
+
+    with TestClient(create_app(get_settings())) as client:
+        answer = client.post("/v1/track", json={"userId": "u"}, auth=(key.strip(), ""))
+        assert answer.status_code == 422
+    rows = json.loads(run("rejected", "list", "--json", "--data", str(data)))
+    assert rows[0]["errors"] == [{"field": "event", "reason": "is required for track calls"}]
+    table = run("rejected", "list", "--data", str(data))
+    assert "event:" in table
+    assert "422" in table
