@@ -169,3 +169,47 @@ def test_home_page_shows_what_is_loaded(client, source) -> None:
     assert "données collectées" in page.text
     assert 'href="/docs"' in page.text
     assert "collected data" in client.get("/?lang=en").text
+
+
+def test_empty_user_id_means_not_known_yet(client, source, admin_token) -> None:
+    # RudderStack's browser SDK sends userId "" before identify, with an anonymousId.
+    body = {"userId": "", "anonymousId": "anon-1", "name": "Home"}
+    assert client.post("/v1/page", json=body, auth=(source.write_key, "")).status_code == 200
+    stored = _events(client, admin_token)[0]
+    assert (stored["user_id"], stored["anonymous_id"]) == (None, "anon-1")
+    alone = client.post("/v1/page", json={"userId": ""}, auth=(source.write_key, ""))
+    assert alone.status_code == 422
+    assert alone.json()["errors"] == [
+        {"field": "userId", "reason": "userId or anonymousId is required"}
+    ]
+    alias = client.post(
+        "/v1/alias", json={"userId": "u", "previousId": ""}, auth=(source.write_key, "")
+    )
+    assert alias.json()["errors"] == [
+        {"field": "previousId", "reason": "is required for alias calls"}
+    ]
+
+
+def test_beacon_batch_takes_the_write_key_from_the_query(client, source, admin_token) -> None:
+    body = {"batch": [{"type": "track", "anonymousId": "a", "event": "Page Left"}]}
+    answer = client.post(f"/beacon/v1/batch?writeKey={source.write_key}", json=body)
+    assert answer.status_code == 200
+    assert _events(client, admin_token)[0]["event"] == "Page Left"
+    # The query key is only for beacons.
+    assert client.post(f"/v1/batch?writeKey={source.write_key}", json=body).status_code == 401
+
+
+def test_preflight_grants_the_headers_sdks_ask_for(client) -> None:
+    answer = client.options(
+        "/v1/track",
+        headers={
+            "Origin": "https://shop.example.fr",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, anonymousid, sentat, content-type",
+        },
+    )
+    assert answer.status_code == 204
+    assert answer.headers["access-control-allow-origin"] == "https://shop.example.fr"
+    assert "sentat" in answer.headers["access-control-allow-headers"]
+    management = client.options("/api/v1/stats", headers={"Origin": "https://shop.example.fr"})
+    assert "access-control-allow-origin" not in management.headers

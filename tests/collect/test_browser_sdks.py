@@ -220,12 +220,6 @@ def test_rudderstack_loads_its_source_config_from_here(live_server, db, browser_
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="collect/cors.py does not allow the SentAt header RudderStack sends (preflight "
-    "refused), and segment.py rejects the `userId: ''` it sends before identify",
-)
 def test_rudderstack_sends_here_with_only_its_hosts_changed(
     live_server, db, admin_token, browser_page
 ) -> None:

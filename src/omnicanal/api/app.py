@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
     problems.install(app)
     app.include_router(collect_api.tracking)
+    app.include_router(collect_api.beacon)
     app.include_router(collect_api.management)
     app.include_router(browser.router)
     app.include_router(pages.router)

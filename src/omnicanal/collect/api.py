@@ -65,6 +65,20 @@ for _short in ("i", "t", "p", "s", "g", "a", "b"):
     tracking.add_api_route(f"/{_short}", _route(_short), methods=["POST"], include_in_schema=False)
 
 
+beacon = APIRouter(prefix="/beacon/v1", tags=["collection"])
+
+
+@beacon.post(
+    "/batch",
+    summary="A batch sent by `navigator.sendBeacon` (write key in the query).",
+    openapi_extra=_BODY_DOC,
+)
+async def collect_beacon(request: Request) -> Response:
+    """Store a batch from RudderStack's beacon transport: `?writeKey=` authenticates it."""
+    await _collector(request).collect(request, "batch", key_in_query=True)
+    return Response(_OK, media_type="application/json")
+
+
 @tracking.post("/m", include_in_schema=False)
 async def browser_metrics() -> Response:
     """Accept the browser SDK's own delivery metrics; they are not customer data."""

@@ -24,11 +24,6 @@ router = APIRouter(tags=["collection"])
 # Long enough to spare a request per page view, short enough for a disabled source to stop.
 _CACHE = "public, max-age=60"
 _RUDDERSTACK_PATHS = ("/sourceConfig/", "/sourceConfig")
-_PREFLIGHT = {
-    "Access-Control-Allow-Methods": "GET, OPTIONS",
-    "Access-Control-Allow-Headers": "authorization, accept, content-type",
-    "Access-Control-Max-Age": "86400",
-}
 
 
 class UnknownWriteKeyError(NotFoundError):
@@ -97,7 +92,6 @@ def rudderstack_source_config(
     write_key: Annotated[str | None, Query(alias="writeKey")] = None,
 ) -> dict[str, Any]:
     """Return the source configuration with which RudderStack's SDK posts to dataPlaneUrl."""
-    response.headers.update(_cors(request))
     key = write_key or _basic_user(request)
     if not key:
         raise UnauthorizedError("Send the write key as `writeKey` or as HTTP Basic user.")
@@ -116,25 +110,6 @@ def rudderstack_source_config(
             },
             "destinations": [],
         },
-    }
-
-
-def rudderstack_preflight(request: Request) -> Response:
-    """Answer the CORS preflight of the source configuration request."""
-    headers = _cors(request)
-    return Response(status_code=204, headers={**headers, **_PREFLIGHT} if headers else None)
-
-
-def _cors(request: Request) -> dict[str, str]:
-    """Return the CORS headers that collect/cors.py gives /v1, as /sourceConfig is outside."""
-    origin = request.headers.get("origin")
-    allowed: list[str] = request.app.state.settings.collect.allowed_origins
-    if origin is None or ("*" not in allowed and origin not in allowed):
-        return {}
-    return {
-        "Access-Control-Allow-Origin": origin,
-        "Access-Control-Allow-Credentials": "true",
-        "Vary": "Origin",
     }
 
 
@@ -158,4 +133,3 @@ for _path in _RUDDERSTACK_PATHS:
         responses={404: {"description": "Unknown or disabled write key."}},
         include_in_schema=_listed,
     )
-    router.add_api_route(_path, rudderstack_preflight, methods=["OPTIONS"], include_in_schema=False)

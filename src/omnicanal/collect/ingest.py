@@ -119,10 +119,16 @@ class Collector:
             self._keys.clear()
         return source
 
-    async def collect(self, request: Request, endpoint: str) -> int:
-        """Store what a request carries; return how many messages were new."""
+    async def collect(self, request: Request, endpoint: str, *, key_in_query: bool = False) -> int:
+        """Store what a request carries; return how many messages were new.
+
+        `key_in_query` reads the write key from `?writeKey=`, for beacons, which cannot
+        set headers.
+        """
         received_at = utcnow()
         source = self._source_from_header(request)
+        if source is None and key_in_query and request.query_params.get("writeKey"):
+            source = self._known(request.query_params["writeKey"])
         raw = b""
         try:
             raw = await self._read(request)

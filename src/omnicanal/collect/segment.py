@@ -94,8 +94,7 @@ def _identifier(msg: dict[str, Any], field: str, problems: list[Problem]) -> str
         problems.append({"field": field, "reason": "must be a string"})
         return None
     text = str(value).strip()
-    if not text:
-        problems.append({"field": field, "reason": "must not be empty"})
+    if not text:  # SDKs send "" for "not known yet" (RudderStack's userId before identify)
         return None
     if len(text) > MAX_ID_CHARS:
         problems.append({"field": field, "reason": f"is longer than {MAX_ID_CHARS} characters"})
@@ -213,18 +212,22 @@ def _message_type(msg: dict[str, Any], kind: str | None, problems: list[Problem]
     return str(resolved)
 
 
+def _required(msg: dict[str, Any], field: str, problems: list[Problem], reason: str) -> None:
+    before = len(problems)
+    if _identifier(msg, field, problems) is None and len(problems) == before:
+        problems.append({"field": field, "reason": reason})
+
+
 def _identities(msg: dict[str, Any], kind: str, problems: list[Problem]) -> tuple[str | None, ...]:
     before = len(problems)
     user_id = _identifier(msg, "userId", problems)
     anonymous_id = _identifier(msg, "anonymousId", problems)
     if kind == "alias":
-        previous = _identifier(msg, "previousId", problems)
-        if previous is None and "previousId" not in msg:
-            problems.append({"field": "previousId", "reason": "is required for alias calls"})
-        if user_id is None and "userId" not in msg:
+        _required(msg, "previousId", problems, "is required for alias calls")
+        if user_id is None and len(problems) == before:
             problems.append({"field": "userId", "reason": "is required for alias calls"})
-    if kind == "group" and _identifier(msg, "groupId", problems) is None and "groupId" not in msg:
-        problems.append({"field": "groupId", "reason": "is required for group calls"})
+    if kind == "group":
+        _required(msg, "groupId", problems, "is required for group calls")
     if user_id is None and anonymous_id is None and len(problems) == before:
         problems.append({"field": "userId", "reason": "userId or anonymousId is required"})
     return user_id, anonymous_id
