@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import typer
 import uvicorn
@@ -37,20 +39,26 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
     data: Path | None = DataOption,
+    workers: int = typer.Option(1, min=1, help="Server processes (one event writer each)."),
 ) -> None:
     """Serve the API, collection and dashboard, with the background workers."""
     settings = settings_for(data)
     console.print(f"omnicanal on [bold]http://{host}:{port}[/bold] — data in {settings.data_dir}")
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_graceful_shutdown": 5,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    open_database(settings).dispose()  # migrate once, before the workers start
+    os.environ["OMNICANAL_MIGRATE_ON_START"] = "false"
+    uvicorn.run("omnicanal.api.app:create_app", factory=True, workers=workers, **options)
 
 
 @db_app.command("upgrade")

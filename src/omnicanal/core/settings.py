@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     sqlite_synchronous: str = "NORMAL"
     public_url: str | None = None
+    migrate_on_start: bool = True
     collect: CollectSettings = Field(default_factory=CollectSettings)
 
     def resolved_database_url(self) -> str:
