@@ -1,0 +1,494 @@
+"""Benchmark event collection against its baselines, on this machine, over loopback.
+
+    python -m bench.collect                       # every figure, 60 s each, appended to
+                                                  # docs/benchmarks.md
+    python -m bench.collect --seconds 5 --no-write            # a quick smoke run
+    python -m bench.collect --db sqlite --only collect --only naive
+
+Figures: omnicanal's /v1/batch (100-event bodies, wrk, 16 connections) on SQLite
+and on a throwaway PostgreSQL cluster with fsync on; /v1/track at a constant rate
+(open loop); and, in the same run, the baselines: a FastAPI "hello" endpoint (the
+HTTP ceiling), plain executemany into SQLite (the storage ceiling) and the naive
+commit-per-request app. After each server, the events stored are checked against
+the events acknowledged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import resource
+import shlex
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench import loadgen, profile, report
+from bench.events import Template, batch_template, track_template
+from bench.results import Check, Cpu, HttpFigure, Latency, Results, Run, StorageFigure
+from bench.servers import (
+    DurableCluster,
+    EventProbe,
+    Server,
+    app_command,
+    basic_auth,
+    create_source,
+    free_port,
+    omnicanal_command,
+    serve,
+    stored_counts,
+)
+from bench.storage import KEYS, executemany_baseline
+from bench.system import ROOT, background_load, busy_cpu_seconds, machine
+from omnicanal.core.settings import Settings
+
+FIGURES = ("collect", "track", "hello", "executemany", "naive")
+DOCS = ROOT / "docs" / "benchmarks.md"
+_DOC_HEAD = (
+    "# Benchmarks\n\nResults appended by the scripts of `bench/` (see CONVENTIONS.md), "
+    "newest last. Each section names its machine, commit and command.\n"
+)
+console = Console()
+
+
+@dataclass(frozen=True)
+class Options:
+    """What to measure and for how long."""
+
+    seconds: int
+    warmup: int
+    connections: int
+    batch: int
+    rate: int
+    dbs: tuple[str, ...]
+    only: frozenset[str]
+    write: bool
+    keep: bool
+    profile: int
+    wait_quiet: int
+    nice: int
+    command: str
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class _CpuWindow:
+    """CPU used by the server, PostgreSQL, ourselves and everyone, over one run."""
+
+    def __init__(self, server: Server, cluster: DurableCluster | None) -> None:
+        self.server, self.cluster = server, cluster
+        self.start = self._sample()
+
+    def _sample(self) -> tuple[float, ...]:
+        pg = self.cluster.cpu_seconds() if self.cluster else 0.0
+        busy, irq = busy_cpu_seconds()
+        return (time.monotonic(), busy, irq, self.server.cpu_seconds(), pg, _own_cpu())
+
+    def close(self, client_cpu: float) -> Cpu:
+        """Return the cores' worth each party used since the window opened."""
+        end = self._sample()
+        wall, busy, irq, srv, pg, own = (b - a for a, b in zip(self.start, end, strict=True))
+        other = max(busy - irq - srv - pg - own - client_cpu, 0.0)
+        return Cpu(srv / wall, client_cpu / wall, pg / wall, irq / wall, other / wall)
+
+
+class _Sampler:
+    """Reads the store's event count every few seconds of a run, for per-window rates."""
+
+    def __init__(self, probe: EventProbe | None, every: float = 5.0) -> None:
+        self.probe, self.every = probe, every
+        self.samples: list[tuple[float, int]] = []
+
+    def wrap(self, tick: loadgen.Tick) -> loadgen.Tick:
+        """Return a tick that also samples the store on schedule."""
+
+        def sample(elapsed: float) -> None:
+            tick(elapsed)
+            if self.probe is not None and elapsed >= len(self.samples) * self.every:
+                self.samples.append((time.monotonic(), self.probe()))
+
+        return sample
+
+    def rates(self) -> tuple[float, ...]:
+        """Return events stored per second in each whole window."""
+        pairs = itertools.pairwise(self.samples)
+        return tuple((b[1] - a[1]) / (b[0] - a[0]) for a, b in pairs)
+
+
+class Bench:
+    """Runs the figures in order, with progress, and collects their results."""
+
+    def __init__(self, options: Options, workdir: Path, progress: Progress) -> None:
+        self.o = options
+        self.workdir = workdir
+        self.progress = progress
+        self.nonce = itertools.count(1)
+        self.results = Results()
+        self.cluster: DurableCluster | None = None
+        self.postgres = "not run"
+        self.batch = batch_template(options.batch)
+        self.track = track_template()
+        self.batch_file = self._save(self.batch, "batch.json")
+        self.track_file = self._save(self.track, "track.json")
+
+    def _save(self, template: Template, name: str) -> Path:
+        path = self.workdir / name
+        path.write_text(template.text)
+        return path
+
+    def log(self, message: str) -> None:
+        """Print a line above the progress bars."""
+        self.progress.console.log(message)
+
+    @contextmanager
+    def phase(self, description: str, seconds: float) -> Iterator[loadgen.Tick]:
+        """Show a progress bar for one timed phase; yield its tick function."""
+        task = self.progress.add_task(description, total=seconds)
+        try:
+            yield lambda elapsed: self.progress.update(task, completed=elapsed)
+        finally:
+            self.progress.update(task, completed=seconds)
+
+    # -- load runs ---------------------------------------------------------------------
+
+    def _wrk(
+        self, server: Server, path: str, seconds: int, label: str, sampler: _Sampler | None = None
+    ) -> loadgen.Load:
+        with self.phase(label, seconds) as progress_tick:
+            tick = progress_tick if sampler is None else sampler.wrap(progress_tick)
+            return loadgen.wrk(
+                server.url(path),
+                template=self.batch_file,
+                nonce=next(self.nonce),
+                authorization=server.authorization,
+                seconds=seconds,
+                connections=self.o.connections,
+                tick=tick,
+            )
+
+    def _batch_load(
+        self, server: Server, name: str, probe: EventProbe | None = None
+    ) -> tuple[Run, Check]:
+        """Warm up, then measure; return the measured run and the counts of both."""
+        warm = self._wrk(server, "/v1/batch", self.o.warmup, f"{name}: warm-up")
+        sampler = _Sampler(probe)
+        window = _CpuWindow(server, self.cluster)
+        load = self._wrk(server, "/v1/batch", self.o.seconds, f"{name}: /v1/batch", sampler)
+        cpu = window.close(load.client_cpu_s)
+        r = load.report
+        errors = ("connect_errors", "read_errors", "write_errors", "timeouts")
+        failed = r["responses"] - r["ok"] + sum(r[k] for k in errors)
+        latency = Latency.from_us(r["latency_us"])
+        run = Run(r["duration_us"] / 1e6, r["ok"], failed, latency, cpu, {}, sampler.rates())
+        if failed or warm.report["first_error"]:
+            sample = r["first_error"] or warm.report["first_error"]
+            self.results.notes.append(f"{name}: {failed:,} failed requests; first: `{sample}`")
+        sent = (warm.report["sent"] + r["sent"]) * self.o.batch
+        acked = (warm.report["ok"] + r["ok"]) * self.o.batch
+        return run, Check(sent, acked, None)
+
+    def _track_load(self, server: Server, name: str) -> tuple[Run, Check]:
+        total = self.o.warmup + self.o.seconds
+        command = [
+            sys.executable,
+            *("-m", "bench.openloop", "--port", str(server.port), "--path", "/v1/track"),
+            *("--rate", str(self.o.rate), "--seconds", str(self.o.seconds)),
+            *("--warmup", str(self.o.warmup), "--template", str(self.track_file)),
+            *("--nonce", str(next(self.nonce)), "--authorization", server.authorization or ""),
+        ]
+        with self.phase(f"{name}: /v1/track at {self.o.rate:,}/s", total) as tick:
+            window = _CpuWindow(server, self.cluster)
+            load = loadgen.run_child(command, seconds=total, tick=tick, mark="OPENLOOP ")
+            cpu = window.close(load.client_cpu_s)
+        r = load.report
+        failed = r["sent"] - r["ok"]
+        extra = {
+            "from send": Latency.from_us(r["service_us"]),
+            "client lag": Latency.from_us(r["send_lag_us"]),
+        }
+        # The window spans the warm-up too; the rate is fixed, so CPU shares hold.
+        ok = r["ok"] - (r["sent"] - r["measured"])
+        run = Run(self.o.seconds, ok, failed, Latency.from_us(r["latency_us"]), cpu, extra)
+        return run, Check(r["sent"], r["ok"], None)
+
+    # -- figures -----------------------------------------------------------------------
+
+    def omnicanal(self, db: str, endpoint: str) -> None:
+        """Measure omnicanal on one database and endpoint, on a fresh data folder."""
+        name = f"omnicanal, {report._DB_NAMES[db]}"
+        data = self.workdir / f"omnicanal-{db}-{endpoint.strip('/').replace('/', '-')}"
+        env: dict[str, str] = {}
+        if db == "postgresql":
+            assert self.cluster is not None
+            database = f"bench_{data.name.replace('-', '_')}"
+            env["OMNICANAL_DATABASE_URL"] = self.cluster.create_database(database)
+        data.mkdir(parents=True)
+        key = create_source(data, env)
+        port = free_port()
+        command = omnicanal_command(port, data)
+        url = env.get("OMNICANAL_DATABASE_URL")
+        probe = EventProbe(postgres=url) if url else EventProbe(sqlite=data / "omnicanal.db")
+        with serve(command, env=env, port=port, log=data / "server.log") as server:
+            server.authorization = basic_auth(key)
+            self.log(f"{name}: serving on port {port}, pid {server.pid}")
+            if endpoint == "/v1/batch":
+                run, check = self._batch_load(server, name, probe)
+                check = self._maybe_profile(server, db, name, check)
+            else:
+                run, check = self._track_load(server, name)
+            peak = server.peak_memory_kib() / 1024
+        probe.close()
+        stored, rejected = stored_counts(data, env)
+        check = Check(check.sent, check.acknowledged, stored, rejected)
+        per_request = self.o.batch if endpoint == "/v1/batch" else 1
+        figure = HttpFigure(name, "omnicanal", db, endpoint, per_request, run, check, peak)
+        self._add(figure)
+
+    def _maybe_profile(self, server: Server, db: str, name: str, check: Check) -> Check:
+        """Profile the server under load in an extra, unmeasured wrk run."""
+        if not self.o.profile or profile.py_spy() is None:
+            return check
+        out = self.workdir / f"py-spy-{db}.txt"
+        command = [
+            profile.py_spy() or "py-spy",
+            *("record", "-p", str(server.pid), "-d", str(self.o.profile), "-r", "100"),
+            *("--threads", "--format", "raw", "-o", str(out)),
+        ]
+        with _background(command):
+            load = self._wrk(server, "/v1/batch", self.o.profile + 3, f"{name}: profiling")
+        self.results.profiles.append(profile.summarise(out, self.o.profile, label=name))
+        sent = check.sent + load.report["sent"] * self.o.batch
+        return Check(sent, check.acknowledged + load.report["ok"] * self.o.batch, None)
+
+    def hello(self, endpoint: str) -> None:
+        """Measure the FastAPI hello app: the HTTP ceiling."""
+        port = free_port()
+        log = self.workdir / f"hello-{endpoint.strip('/').replace('/', '-')}.log"
+        with serve(app_command("hello", port), env={}, port=port, log=log) as server:
+            if endpoint == "/v1/batch":
+                run, check = self._batch_load(server, "hello")
+            else:
+                run, check = self._track_load(server, "hello")
+            peak = server.peak_memory_kib() / 1024
+        per_request = self.o.batch if endpoint == "/v1/batch" else 1
+        name = "FastAPI hello (HTTP ceiling)"
+        self._add(HttpFigure(name, "hello", "", endpoint, per_request, run, check, peak))
+
+    def naive(self) -> None:
+        """Measure the naive commit-per-request app."""
+        port = free_port()
+        db = self.workdir / "naive.db"
+        log = self.workdir / "naive.log"
+        probe = EventProbe(sqlite=db, table="event")
+        with serve(app_command("naive", port, db), env={}, port=port, log=log) as server:
+            run, check = self._batch_load(server, "naive", probe)
+            peak = server.peak_memory_kib() / 1024
+        probe.close()
+        with sqlite3.connect(db) as conn:
+            (stored,) = conn.execute("SELECT count(*) FROM event").fetchone()
+        check = Check(check.sent, check.acknowledged, stored)
+        name = "naive app, INSERT OR IGNORE + commit per request"
+        self._add(HttpFigure(name, "naive", "", "/v1/batch", self.o.batch, run, check, peak))
+
+    def executemany(self) -> None:
+        """Measure plain executemany into SQLite, both kinds of key: the storage ceiling."""
+        for key in KEYS:
+            with self.phase(f"executemany into SQLite, {key} key", self.o.seconds) as tick:
+                r = executemany_baseline(
+                    self.workdir / f"executemany-{key}.db",
+                    self.batch,
+                    key=key,
+                    seconds=self.o.seconds,
+                    tick=tick,
+                )
+            figure = StorageFigure(
+                key,
+                r.rows,
+                r.rows_per_second,
+                r.db_seconds,
+                r.wall_seconds,
+                r.rows_in_table,
+                r.rows_per_transaction,
+            )
+            self.results.storage.append(figure)
+            self.log(f"executemany, {key} key: {r.rows_per_second:,.0f} rows/s")
+
+    def _add(self, figure: HttpFigure) -> None:
+        self.results.http.append(figure)
+        lat = figure.run.latency
+        self.log(
+            f"{figure.name} {figure.endpoint}: {figure.events_per_s:,.0f} events/s, "
+            f"p99 {lat.p99:.1f} ms, {figure.run.failed} errors; {figure.check.verdict}"
+        )
+
+    # -- the whole run -----------------------------------------------------------------
+
+    def run(self) -> Results:
+        """Run the chosen figures; start and stop PostgreSQL around them if needed."""
+        only = self.o.only
+        try:
+            if "postgresql" in self.o.dbs and only & {"collect", "track"}:
+                self.cluster = DurableCluster()
+                self.cluster.start()
+                self.postgres = self.cluster.describe()
+                self.log(f"PostgreSQL on port {self.cluster.port}: {self.postgres}")
+            for db in self.o.dbs if "collect" in only else ():
+                self.omnicanal(db, "/v1/batch")
+            if "hello" in only:
+                self.hello("/v1/batch")
+            if "naive" in only:
+                self.naive()
+            if "executemany" in only:
+                self.executemany()
+            for db in self.o.dbs if "track" in only else ():
+                self.omnicanal(db, "/v1/track")
+            if "track" in only:
+                self.hello("/v1/track")
+        finally:
+            if self.cluster is not None:
+                self.cluster.stop()
+        return self.results
+
+
+@contextmanager
+def _background(command: list[str]) -> Iterator[None]:
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield
+    finally:
+        _, err = process.communicate(timeout=120)
+        if process.returncode != 0:
+            console.print(f"[yellow]py-spy failed[/yellow]: {err.decode()[-500:]}")
+
+
+def _wait_quiet(limit: int) -> float:
+    """Wait (up to `limit` s) until other processes leave the CPU; return their load."""
+    deadline = time.monotonic() + limit
+    load = background_load()
+    while load > 0.2 and time.monotonic() < deadline:
+        console.log(f"the machine is busy ({load:.2f} cores used by others); waiting…")
+        time.sleep(10)
+        load = background_load()
+    return load
+
+
+def _arguments(argv: list[str] | None) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.collect",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[2:]),
+    )
+    parser.add_argument("--seconds", type=int, default=60, help="Measured seconds per figure.")
+    parser.add_argument("--warmup", type=int, help="Warm-up seconds (default: seconds/12, 1–5).")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=100, help="Events per /v1/batch body.")
+    parser.add_argument("--rate", type=int, default=1000, help="/v1/track requests per second.")
+    parser.add_argument("--db", choices=("sqlite", "postgresql", "all"), default="all")
+    parser.add_argument(
+        "--only", choices=FIGURES, action="append", help="Run only this figure (repeatable)."
+    )
+    parser.add_argument("--no-write", action="store_true", help="Print, don't append to docs.")
+    parser.add_argument("--keep", action="store_true", help="Keep the data folders and logs.")
+    parser.add_argument(
+        "--profile", type=int, default=10, help="py-spy seconds on each /v1/batch server (0: off)."
+    )
+    parser.add_argument(
+        "--wait-quiet", type=int, default=120, help="Wait up to N s for an idle machine."
+    )
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=-10,
+        help="Niceness of the servers and load generators (below 0 needs root), so other "
+        "work on a shared machine disturbs them less; the CPU columns show what remains.",
+    )
+    args = parser.parse_args(argv)
+    raw = sys.argv[1:] if argv is None else argv
+    return Options(
+        seconds=args.seconds,
+        warmup=args.warmup if args.warmup is not None else max(1, min(5, args.seconds // 12)),
+        connections=args.connections,
+        batch=args.batch,
+        rate=args.rate,
+        dbs=("sqlite", "postgresql") if args.db == "all" else (args.db,),
+        only=frozenset(args.only or FIGURES),
+        write=not args.no_write,
+        keep=args.keep,
+        profile=args.profile,
+        wait_quiet=args.wait_quiet,
+        nice=args.nice,
+        command=shlex.join(["python", "-m", "bench.collect", *raw]),
+    )
+
+
+def _renice(nice: int) -> int:
+    """Set our niceness, inherited by every process we start; return the one in force."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except PermissionError:
+        console.log(f"[yellow]cannot set niceness {nice} (not root); keeping the current one")
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def _append(section: str) -> None:
+    DOCS.parent.mkdir(parents=True, exist_ok=True)
+    head = "" if DOCS.exists() else _DOC_HEAD
+    with DOCS.open("a") as out:
+        out.write(f"{head}\n{section}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark, print the results and append them to docs/benchmarks.md."""
+    options = _arguments(argv)
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk")
+    nice = _renice(options.nice)
+    background = _wait_quiet(options.wait_quiet)
+    workdir = Path(tempfile.mkdtemp(prefix="omnicanal-bench-"))
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console) as progress:
+            bench = Bench(options, workdir, progress)
+            results = bench.run()
+        setup = report.Setup(
+            command=options.command,
+            seconds=options.seconds,
+            warmup=options.warmup,
+            connections=options.connections,
+            batch=options.batch,
+            rate=options.rate,
+            event_bytes=bench.batch.body_bytes / options.batch,
+            background_cores=background,
+            nice=nice,
+            sqlite_synchronous=Settings().sqlite_synchronous.upper(),
+            postgres_settings=bench.postgres,
+        )
+        section = report.render(machine(), setup, results)
+    finally:
+        if options.keep:
+            console.log(f"data folders and logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(section)  # plain Markdown: wide tables, easy to copy
+    if options.write:
+        _append(section)
+        console.log(f"appended to {DOCS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
