@@ -17,15 +17,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
-import resource
 import shlex
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,7 +32,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import loadgen, profile, report
 from bench.events import Template, batch_template, track_template
-from bench.results import Check, Cpu, HttpFigure, Latency, Results, Run, StorageFigure
+from bench.measure import CpuWindow, Sampler, background
+from bench.results import Check, HttpFigure, Latency, Results, Run, StorageFigure
 from bench.servers import (
     DurableCluster,
     EventProbe,
@@ -50,7 +47,7 @@ from bench.servers import (
     stored_counts,
 )
 from bench.storage import KEYS, executemany_baseline
-from bench.system import ROOT, background_load, busy_cpu_seconds, machine
+from bench.system import ROOT, machine, renice, wait_quiet
 from omnicanal.core.settings import Settings
 
 FIGURES = ("collect", "track", "hello", "executemany", "naive")
@@ -79,54 +76,6 @@ class Options:
     wait_quiet: int
     nice: int
     command: str
-
-
-def _own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-class _CpuWindow:
-    """CPU used by the server, PostgreSQL, ourselves and everyone, over one run."""
-
-    def __init__(self, server: Server, cluster: DurableCluster | None) -> None:
-        self.server, self.cluster = server, cluster
-        self.start = self._sample()
-
-    def _sample(self) -> tuple[float, ...]:
-        pg = self.cluster.cpu_seconds() if self.cluster else 0.0
-        busy, irq = busy_cpu_seconds()
-        return (time.monotonic(), busy, irq, self.server.cpu_seconds(), pg, _own_cpu())
-
-    def close(self, client_cpu: float) -> Cpu:
-        """Return the cores' worth each party used since the window opened."""
-        end = self._sample()
-        wall, busy, irq, srv, pg, own = (b - a for a, b in zip(self.start, end, strict=True))
-        other = max(busy - irq - srv - pg - own - client_cpu, 0.0)
-        return Cpu(srv / wall, client_cpu / wall, pg / wall, irq / wall, other / wall)
-
-
-class _Sampler:
-    """Reads the store's event count every few seconds of a run, for per-window rates."""
-
-    def __init__(self, probe: EventProbe | None, every: float = 5.0) -> None:
-        self.probe, self.every = probe, every
-        self.samples: list[tuple[float, int]] = []
-
-    def wrap(self, tick: loadgen.Tick) -> loadgen.Tick:
-        """Return a tick that also samples the store on schedule."""
-
-        def sample(elapsed: float) -> None:
-            tick(elapsed)
-            if self.probe is not None and elapsed >= len(self.samples) * self.every:
-                self.samples.append((time.monotonic(), self.probe()))
-
-        return sample
-
-    def rates(self) -> tuple[float, ...]:
-        """Return events stored per second in each whole window."""
-        pairs = itertools.pairwise(self.samples)
-        return tuple((b[1] - a[1]) / (b[0] - a[0]) for a, b in pairs)
 
 
 class Bench:
@@ -166,7 +115,7 @@ class Bench:
     # -- load runs ---------------------------------------------------------------------
 
     def _wrk(
-        self, server: Server, path: str, seconds: int, label: str, sampler: _Sampler | None = None
+        self, server: Server, path: str, seconds: int, label: str, sampler: Sampler | None = None
     ) -> loadgen.Load:
         with self.phase(label, seconds) as progress_tick:
             tick = progress_tick if sampler is None else sampler.wrap(progress_tick)
@@ -185,8 +134,8 @@ class Bench:
     ) -> tuple[Run, Check]:
         """Warm up, then measure; return the measured run and the counts of both."""
         warm = self._wrk(server, "/v1/batch", self.o.warmup, f"{name}: warm-up")
-        sampler = _Sampler(probe)
-        window = _CpuWindow(server, self.cluster)
+        sampler = Sampler(probe)
+        window = CpuWindow(server, self.cluster)
         load = self._wrk(server, "/v1/batch", self.o.seconds, f"{name}: /v1/batch", sampler)
         cpu = window.close(load.client_cpu_s)
         r = load.report
@@ -211,7 +160,7 @@ class Bench:
             *("--nonce", str(next(self.nonce)), "--authorization", server.authorization or ""),
         ]
         with self.phase(f"{name}: /v1/track at {self.o.rate:,}/s", total) as tick:
-            window = _CpuWindow(server, self.cluster)
+            window = CpuWindow(server, self.cluster)
             load = loadgen.run_child(command, seconds=total, tick=tick, mark="OPENLOOP ")
             cpu = window.close(load.client_cpu_s)
         r = load.report
@@ -268,7 +217,7 @@ class Bench:
             *("record", "-p", str(server.pid), "-d", str(self.o.profile), "-r", "100"),
             *("--threads", "--format", "raw", "-o", str(out)),
         ]
-        with _background(command):
+        with background(command):
             load = self._wrk(server, "/v1/batch", self.o.profile + 3, f"{name}: profiling")
         self.results.profiles.append(profile.summarise(out, self.o.profile, label=name))
         sent = check.sent + load.report["sent"] * self.o.batch
@@ -364,28 +313,6 @@ class Bench:
         return self.results
 
 
-@contextmanager
-def _background(command: list[str]) -> Iterator[None]:
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        yield
-    finally:
-        _, err = process.communicate(timeout=120)
-        if process.returncode != 0:
-            console.print(f"[yellow]py-spy failed[/yellow]: {err.decode()[-500:]}")
-
-
-def _wait_quiet(limit: int) -> float:
-    """Wait (up to `limit` s) until other processes leave the CPU; return their load."""
-    deadline = time.monotonic() + limit
-    load = background_load()
-    while load > 0.2 and time.monotonic() < deadline:
-        console.log(f"the machine is busy ({load:.2f} cores used by others); waiting…")
-        time.sleep(10)
-        load = background_load()
-    return load
-
-
 def _arguments(argv: list[str] | None) -> Options:
     parser = argparse.ArgumentParser(
         prog="python -m bench.collect",
@@ -436,15 +363,6 @@ def _arguments(argv: list[str] | None) -> Options:
     )
 
 
-def _renice(nice: int) -> int:
-    """Set our niceness, inherited by every process we start; return the one in force."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, nice)
-    except PermissionError:
-        console.log(f"[yellow]cannot set niceness {nice} (not root); keeping the current one")
-    return os.getpriority(os.PRIO_PROCESS, 0)
-
-
 def _append(section: str) -> None:
     DOCS.parent.mkdir(parents=True, exist_ok=True)
     head = "" if DOCS.exists() else _DOC_HEAD
@@ -457,8 +375,8 @@ def main(argv: list[str] | None = None) -> None:
     options = _arguments(argv)
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
-    nice = _renice(options.nice)
-    background = _wait_quiet(options.wait_quiet)
+    nice = renice(options.nice, console.log)
+    background = wait_quiet(options.wait_quiet, console.log)
     workdir = Path(tempfile.mkdtemp(prefix="omnicanal-bench-"))
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     try:

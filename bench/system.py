@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,3 +76,23 @@ def background_load(seconds: float = 2.0) -> float:
     before = busy_cpu_seconds()[0]
     time.sleep(seconds)
     return (busy_cpu_seconds()[0] - before) / seconds
+
+
+def wait_quiet(limit: int, log: Callable[[str], None]) -> float:
+    """Wait (up to `limit` s) until other processes leave the CPU; return their load."""
+    deadline = time.monotonic() + limit
+    load = background_load()
+    while load > 0.2 and time.monotonic() < deadline:
+        log(f"the machine is busy ({load:.2f} cores used by others); waiting…")
+        time.sleep(10)
+        load = background_load()
+    return load
+
+
+def renice(nice: int, log: Callable[[str], None]) -> int:
+    """Set our niceness, inherited by every process we start; return the one in force."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except PermissionError:
+        log(f"cannot set niceness {nice} (not root); keeping the current one")
+    return os.getpriority(os.PRIO_PROCESS, 0)
