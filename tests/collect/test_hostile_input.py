@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cache
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 import psutil
@@ -934,31 +934,24 @@ def _head(key: str, endpoint: str, length: int | None, *extra: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def _read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """Read one HTTP response; skip interim 1xx answers."""
-    data = b""
+def _read_answer(stream: BinaryIO) -> tuple[int, dict[str, str], bytes]:
+    """Read one HTTP response from `sock.makefile("rb")`; skip interim 1xx answers."""
     while True:
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise ConnectionError(f"closed without an answer: {data[:200]!r}")
-            data += chunk
-        head, _, data = data.partition(b"\r\n\r\n")
-        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        status_line = stream.readline()
+        if not status_line:
+            raise ConnectionError("closed without an answer")
         status = int(status_line.split()[1])
         headers = {}
-        for line in header_lines:
-            name, _, value = line.partition(":")
+        while (line := stream.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip()
-        if 100 <= status < 200:
-            continue
-        length = int(headers.get("content-length", "0"))
-        while len(data) < length:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        return status, headers, data[:length]
+        if not 100 <= status < 200:
+            return status, headers, stream.read(int(headers.get("content-length", "0")))
+
+
+def _answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    with sock.makefile("rb") as stream:
+        return _read_answer(stream)
 
 
 def _server_peak_rss(server: LiveServer) -> int:
@@ -995,7 +988,7 @@ def test_live_truncated_body_stores_nothing(live) -> None:
             sock.sendall(_head(source.write_key, "batch", len(body)) + body[:cut])
             sock.shutdown(socket.SHUT_WR)
             try:
-                status: int | None = _read_answer(sock)[0]
+                status: int | None = _answer(sock)[0]
             except OSError:  # ConnectionError and TimeoutError too: no answer
                 status = None
         assert status is None or 400 <= status < 500
@@ -1045,7 +1038,7 @@ def test_live_declared_huge_length_is_refused_at_once(live, expect_continue) -> 
         if not expect_continue:
             sock.sendall(b'{"batch": [' + b" " * 65536)
         try:
-            status, headers, body = _read_answer(sock)
+            status, headers, body = _answer(sock)
         except TimeoutError:
             pytest.fail("no answer within 3 s: the server waits for 100 MB it will refuse")
     assert status == 413
@@ -1092,7 +1085,7 @@ def test_live_slow_sender_does_not_hold_up_others(live) -> None:
                 send_valid(http, source.write_key, "fast")
                 assert time.monotonic() - started < 1
             time.sleep(0.01)
-        status, _headers, answer = _read_answer(slow)
+        status, _headers, answer = _answer(slow)
     assert status == 200
     assert json.loads(answer) == {"success": True}
     _assert_only(http, token, ["fast", "slow"])
@@ -1123,7 +1116,8 @@ def test_live_pipelined_requests_are_each_answered(live) -> None:
         requests += _head(source.write_key, "track", len(body)) + body
     with _connect(server) as sock:
         sock.sendall(requests)
-        statuses = [_read_answer(sock)[0] for _ in range(50)]
+        with sock.makefile("rb") as answers:
+            statuses = [_read_answer(answers)[0] for _ in range(50)]
     assert statuses == [200] * 50
     _assert_only(http, token, [f"p{i}" for i in range(50)])
 
@@ -1151,7 +1145,7 @@ def test_live_garbage_on_the_wire(live) -> None:
         with _connect(server) as sock:
             sock.sendall(garbage)
             try:
-                status: int | None = _read_answer(sock)[0]
+                status: int | None = _answer(sock)[0]
             except OSError:
                 status = None  # closing the connection is a fine answer to garbage
         send_valid(http, source.write_key, f"after-{i}")
