@@ -143,6 +143,8 @@ def omnicanal_command(port: int, data: Path) -> list[str]:
         str(port),
         "--data",
         str(data),
+        "--workers",
+        os.environ.get("OMNICANAL_BENCH_WORKERS", "1"),
     ]
 
 

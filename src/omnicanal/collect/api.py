@@ -104,9 +104,14 @@ def get_source(source_id: int, _: AdminDep, session: SessionDep) -> SourceRead:
 
 
 @management.post("/sources/{source_id}/disable", response_model=SourceRead)
-def disable_source(source_id: int, _: AdminDep, session: SessionDep) -> SourceRead:
+def disable_source(
+    source_id: int, request: Request, _: AdminDep, session: SessionDep
+) -> SourceRead:
     """Stop accepting events from a source."""
-    return service.disable_source(session=session, source_id=source_id)
+    disabled = service.disable_source(session=session, source_id=source_id)
+    session.commit()  # before the cache is dropped, so no request sees the old state
+    _collector(request).forget_keys()
+    return disabled
 
 
 @management.get("/rejected-events", response_model=RejectedEventPage)

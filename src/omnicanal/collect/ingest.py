@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from omnicanal.collect import service
 from omnicanal.collect.schemas import SourceIdentity
@@ -49,7 +49,7 @@ ENDPOINTS = {
     "a": "alias",
 }
 BATCH_ENDPOINTS = frozenset({"batch", "import", "b"})
-_KEY_TTL = 60.0
+_KEY_TTL = 5.0
 _UNKNOWN_KEY_TTL = 5.0
 
 
@@ -106,8 +106,12 @@ class Collector:
         self.refused_without_source = 0
         self._keys: dict[str, tuple[SourceIdentity | None, float]] = {}
 
+    def forget_keys(self) -> None:
+        """Drop cached write keys, so a disabled source is refused at once."""
+        self._keys.clear()
+
     def source_for(self, write_key: str) -> SourceIdentity | None:
-        """Return the source of a write key, cached for a minute."""
+        """Return the source of a write key, cached for a few seconds."""
         cached = self._keys.get(write_key)
         now = time.monotonic()
         if cached is not None and cached[1] > now:
@@ -179,20 +183,31 @@ class Collector:
     async def _read(self, request: Request) -> bytes:
         """Read the body up to the compressed limit; drain the rest so the answer arrives."""
         limit = self.settings.max_compressed_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:  # refuse before reading anything
+            raise PayloadTooLargeError(
+                f"The body is {declared} bytes; the limit is {limit} bytes per request.",
+                limit=limit,
+            )
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size <= limit:
-                chunks.append(chunk)
-            elif size > _DRAIN_LIMIT:
-                break
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size <= limit:
+                    chunks.append(chunk)
+                elif size > _DRAIN_LIMIT:
+                    break
+        except ClientDisconnect as exc:
+            raise BadRequestError(
+                "The client closed the connection before the body was complete.",
+                errors=[{"field": "(body)", "reason": "incomplete"}],
+            ) from exc
         if size > limit:
-            exc = PayloadTooLargeError(
+            raise PayloadTooLargeError(
                 f"The body is {size} bytes or more; the limit is {limit} bytes per request.",
                 limit=limit,
             )
-            raise exc
         return b"".join(chunks)
 
     def _parse(self, request: Request, raw: bytes) -> dict[str, Any]:
@@ -248,7 +263,9 @@ class Collector:
         if len(batch) > self.settings.max_batch_events:
             limit = self.settings.max_batch_events
             raise PayloadTooLargeError(
-                f"The batch holds {len(batch)} messages; the limit is {limit}.", limit=limit
+                f"The batch holds {len(batch)} messages; the limit is {limit}.",
+                limit=limit,
+                field="batch",
             )
         problems: list[Problem] = []
         for field in ("context", "integrations"):
@@ -337,23 +354,37 @@ class Collector:
 
 
 def _inflate(raw: bytes, encoding: str, limit: int) -> bytes:
-    """Decompress with a ceiling, so a small bomb cannot fill the memory."""
+    """Decompress with a ceiling, so a small bomb cannot fill the memory.
+
+    A gzip body may hold several members one after another (RFC 1952); anything after
+    the last complete member is refused.
+    """
     wbits = zlib.MAX_WBITS | (16 if encoding != "deflate" else 0)
-    inflater = zlib.decompressobj(wbits)
-    try:
-        data = inflater.decompress(raw, limit + 1)
-    except zlib.error as exc:
-        raise BadRequestError(
-            f"The body is not valid {encoding}: {exc}.",
-            errors=[{"field": "(body)", "reason": f"invalid {encoding}"}],
-        ) from exc
-    if len(data) > limit:
-        raise PayloadTooLargeError(
-            f"The body inflates beyond the limit of {limit} bytes per request.", limit=limit
-        )
-    if not inflater.eof:
-        raise BadRequestError(
-            f"The {encoding} body is truncated.",
-            errors=[{"field": "(body)", "reason": f"truncated {encoding}"}],
-        )
-    return data
+    out: list[bytes] = []
+    size, rest = 0, raw
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            data = inflater.decompress(rest, limit + 1 - size)
+        except zlib.error as exc:
+            raise _unreadable(encoding, "invalid") from exc
+        size += len(data)
+        out.append(data)
+        if size > limit:
+            raise PayloadTooLargeError(
+                f"The body inflates beyond the limit of {limit} bytes per request.", limit=limit
+            )
+        if not inflater.eof:
+            raise _unreadable(encoding, "truncated")
+        rest = inflater.unused_data
+        if not rest:
+            return b"".join(out)
+        if encoding == "deflate" or not rest.startswith(b"\x1f\x8b"):
+            raise _unreadable(encoding, "trailing bytes after the compressed data in")
+
+
+def _unreadable(encoding: str, what: str) -> BadRequestError:
+    return BadRequestError(
+        f"The body is {what} {encoding}.",
+        errors=[{"field": "(body)", "reason": f"{what} {encoding}"}],
+    )

@@ -32,11 +32,13 @@ FUTURE_TOLERANCE = timedelta(days=1)
 _OBJECT_FIELDS = ("context", "integrations", "properties", "traits")
 _STRING_FIELDS = ("event", "name", "category")
 # Reasons to walk a message, looked for in its serialised bytes at C speed: an escaped
-# NUL, or a run of 16 digits (a number that may be beyond 2^53; digits are folded to 0
-# so one substring search finds any run).
+# NUL, a run of 16 digits (an integer that may be beyond 2^53; digits are folded to 0 so
+# one substring search finds any run), or `e+`, which orjson writes for floats from 1e16
+# up (and for integers beyond 64 bits, which it reads as floats).
 _DIGITS = bytes.maketrans(b"123456789", b"000000000")
 _LONG_RUN = b"0" * 16
 _NUL = b"\\u0000"
+_BIG_EXPONENT = b"e+"
 
 Problem = dict[str, Any]
 
@@ -111,7 +113,7 @@ def _instant(msg: dict[str, Any], field: str, problems: list[Problem]) -> dateti
         return None
     try:
         instant = parse_iso8601(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         problems.append({"field": field, "reason": f"{value[:40]!r} is not an ISO-8601 timestamp"})
         return None
     if instant.year < 1970:
@@ -143,9 +145,7 @@ def _check_shape(msg: dict[str, Any], kind: str, problems: list[Problem]) -> Non
 
 
 def _walk(value: Any, path: str, depth: int, limits: Limits) -> Problem | None:
-    """Find the first NUL, out-of-range number or too-deep nesting."""
-    if depth > limits.max_depth:
-        return {"field": path or "(message)", "reason": f"nests deeper than {limits.max_depth}"}
+    """Find the first NUL, out-of-range number or too-deep nesting (depth counts containers)."""
     if isinstance(value, str):
         return {"field": path, "reason": "contains a NUL character"} if "\x00" in value else None
     if isinstance(value, bool) or value is None:
@@ -155,6 +155,8 @@ def _walk(value: Any, path: str, depth: int, limits: Limits) -> Problem | None:
             reason = "is beyond ±2^53; send large numbers or identifiers as strings"
             return {"field": path, "reason": reason}
         return None
+    if depth > limits.max_depth:
+        return {"field": path or "(message)", "reason": f"nests deeper than {limits.max_depth}"}
     items: Any = value.items() if isinstance(value, dict) else enumerate(value)
     for key, child in items:
         if isinstance(key, str) and "\x00" in key:
@@ -173,7 +175,8 @@ def _deep_problems(payload: bytes, msg: dict[str, Any], limits: Limits) -> list[
         reason = f"is {len(payload)} bytes; the limit is {limits.max_event_bytes} bytes per message"
         return [{"field": "(message)", "reason": reason, "limit": limits.max_event_bytes}]
     openings = payload.count(b"{") + payload.count(b"[")
-    if openings > limits.max_depth or _NUL in payload or _LONG_RUN in payload.translate(_DIGITS):
+    suspect = _NUL in payload or _BIG_EXPONENT in payload
+    if openings > limits.max_depth or suspect or _LONG_RUN in payload.translate(_DIGITS):
         found = _walk(msg, "", 1, limits)
         if found is not None:
             return [found]
@@ -284,7 +287,12 @@ def normalise(msg: Any, *, kind: str | None, env: Envelope) -> Row | list[Proble
     _check_shape(msg, call, problems)
     if problems:
         return problems
-    timestamp = _timestamp(original, sent_at, env)
+    try:
+        timestamp = _timestamp(original, sent_at, env)
+        _millis(timestamp)
+    except OverflowError:
+        field = "sentAt" if sent_at is not None and not env.historical else "timestamp"
+        return [{"field": field, "reason": "puts the corrected timestamp out of range"}]
     if timestamp > env.received_at + FUTURE_TOLERANCE:
         return [{"field": "timestamp", "reason": "is more than a day in the future"}]
     times = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import queue
 import threading
@@ -433,6 +434,17 @@ class _Batch:
             )
 
 
+_ROWS_PER_STATEMENT = 500  # 11 parameters a row: well under SQLite's 32,766
+
+
+@functools.lru_cache(maxsize=8)
+def _multi_insert(rows: int) -> str:
+    one = f"({', '.join('?' * 11)})"
+    return (
+        f"INSERT OR IGNORE INTO collect_event ({_EVENT_COLUMNS}) VALUES {', '.join([one] * rows)}"
+    )
+
+
 class _SqliteBatch(_Batch):
     """SQLite: INSERT OR IGNORE with executemany; new rows are those past the old max id."""
 
@@ -447,8 +459,7 @@ class _SqliteBatch(_Batch):
             cur.execute("SELECT coalesce(max(id), 0) FROM collect_event")
             before = cur.fetchone()[0]
             pairs = self._pairs()
-            cur.executemany(self._INSERT, [_values(s, r) for s, r in pairs])
-            if cur.rowcount == len(pairs):
+            if self._insert_many(pairs) == len(pairs):
                 stored = {(r.dedup_time, r.dedup_key) for _, r in pairs}
             else:
                 stored = self._resolve(before, pairs)
@@ -458,6 +469,20 @@ class _SqliteBatch(_Batch):
             cur.execute("ROLLBACK")
             raise
         self._remember(pairs, stored)
+
+    def _insert_many(self, pairs: list[tuple[int, Row]]) -> int:
+        """Insert rows, many per statement, and return how many were new.
+
+        Each statement releases the GIL once for all its rows, where executemany would
+        release and take it back for every row, waiting each time for the event loop.
+        """
+        inserted = 0
+        for start in range(0, len(pairs), _ROWS_PER_STATEMENT):
+            chunk = pairs[start : start + _ROWS_PER_STATEMENT]
+            values = [v for source_id, row in chunk for v in _values(source_id, row)]
+            self.cur.execute(_multi_insert(len(chunk)), values)
+            inserted += self.cur.rowcount
+        return inserted
 
     def _resolve(self, before: int, pairs: list[tuple[int, Row]]) -> set[tuple[int, int]]:
         """Tell retries from digest collisions; store each collision under a salted key."""

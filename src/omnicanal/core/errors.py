@@ -94,13 +94,15 @@ class PayloadTooLargeError(OmnicanalError):
     code = "payload-too-large"
     title = "Payload too large"
 
-    def __init__(self, detail: str, *, limit: int, **extra: Any) -> None:
+    def __init__(self, detail: str, *, limit: int, field: str = "(body)", **extra: Any) -> None:
         super().__init__(detail)
         self.limit = limit
+        self.field = field
         self.extra = extra
 
     def extensions(self) -> dict[str, Any]:
-        return {"limit": self.limit, **self.extra}
+        errors = [{"field": self.field, "reason": self.detail, "limit": self.limit}]
+        return {"limit": self.limit, "errors": errors, **self.extra}
 
 
 class UnsupportedMediaTypeError(OmnicanalError):
