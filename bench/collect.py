@@ -75,6 +75,7 @@ class Options:
     profile: int
     wait_quiet: int
     nice: int
+    workers: int = 1
     command: str
 
 
@@ -188,7 +189,7 @@ class Bench:
         data.mkdir(parents=True)
         key = create_source(data, env)
         port = free_port()
-        command = omnicanal_command(port, data)
+        command = omnicanal_command(port, data, workers=self.o.workers)
         url = env.get("OMNICANAL_DATABASE_URL")
         probe = EventProbe(postgres=url) if url else EventProbe(sqlite=data / "omnicanal.db")
         with serve(command, env=env, port=port, log=data / "server.log") as server:
@@ -338,6 +339,9 @@ def _arguments(argv: list[str] | None) -> Options:
         "--wait-quiet", type=int, default=120, help="Wait up to N s for an idle machine."
     )
     parser.add_argument(
+        "--workers", type=int, default=1, help="omnicanal server processes (serve --workers)."
+    )
+    parser.add_argument(
         "--nice",
         type=int,
         default=-10,
@@ -359,6 +363,7 @@ def _arguments(argv: list[str] | None) -> Options:
         profile=args.profile,
         wait_quiet=args.wait_quiet,
         nice=args.nice,
+        workers=args.workers,
         command=shlex.join(["python", "-m", "bench.collect", *raw]),
     )
 

@@ -132,7 +132,7 @@ def stored_counts(data: Path, env: dict[str, str]) -> tuple[int, int]:
     return int(stats["events"]), int(stats["rejected"])
 
 
-def omnicanal_command(port: int, data: Path) -> list[str]:
+def omnicanal_command(port: int, data: Path, *, workers: int = 1) -> list[str]:
     """Return the command that serves omnicanal on a port with a data folder."""
     return [
         sys.executable,
@@ -144,7 +144,7 @@ def omnicanal_command(port: int, data: Path) -> list[str]:
         "--data",
         str(data),
         "--workers",
-        os.environ.get("OMNICANAL_BENCH_WORKERS", "1"),
+        str(workers),
     ]
 
 
