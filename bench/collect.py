@@ -75,8 +75,8 @@ class Options:
     profile: int
     wait_quiet: int
     nice: int
-    workers: int = 1
     command: str
+    workers: int = 1
 
 
 class Bench:
