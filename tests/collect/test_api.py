@@ -213,3 +213,12 @@ def test_preflight_grants_the_headers_sdks_ask_for(client) -> None:
     assert "sentat" in answer.headers["access-control-allow-headers"]
     management = client.options("/api/v1/stats", headers={"Origin": "https://shop.example.fr"})
     assert "access-control-allow-origin" not in management.headers
+
+
+def test_dashboard_speaks_french_until_asked_otherwise(client) -> None:
+    english_browser = {"Accept-Language": "en-GB,en;q=0.9"}
+    assert "données collectées" in client.get("/", headers=english_browser).text
+    chosen = client.get("/?lang=en")
+    assert "collected data" in chosen.text
+    assert "collected data" in client.get("/").text  # the choice is remembered
+    assert "données collectées" in client.get("/?lang=fr").text

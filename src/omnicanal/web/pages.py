@@ -15,6 +15,15 @@ from omnicanal.store.session import SessionDep
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
+
+def number(value: int, lang: str) -> str:
+    """Format a count the way each language writes it (12 345 / 12,345)."""
+    text = f"{value:,}"
+    return text.replace(",", "\u202f") if lang == "fr" else text
+
+
+templates.env.filters["number"] = number
+
 TEXT = {
     "fr": {
         "title": "omnicanal — données collectées",
@@ -27,7 +36,7 @@ TEXT = {
         "docs": "Documentation de l'API (OpenAPI)",
         "none": "Aucune source pour l'instant : `omnicanal sources create NOM --channel web`.",
         "types": "Par type d'appel",
-        "refused": "Requêtes refusées sans source connue",
+        "refused": "Requêtes refusées sans source connue :",
     },
     "en": {
         "title": "omnicanal — collected data",
@@ -40,18 +49,15 @@ TEXT = {
         "docs": "API documentation (OpenAPI)",
         "none": "No source yet: `omnicanal sources create NAME --channel web`.",
         "types": "By call type",
-        "refused": "Requests refused with no known source",
+        "refused": "Requests refused with no known source:",
     },
 }
 
 
 def language(request: Request) -> str:
-    """Pick fr or en from `?lang=` or Accept-Language; French by default."""
-    asked = request.query_params.get("lang")
-    if asked in TEXT:
-        return asked
-    accept = request.headers.get("accept-language", "").lower()
-    return "en" if accept.startswith("en") else "fr"
+    """Pick the language: French unless `?lang=en` asks (or asked, through the cookie)."""
+    asked = request.query_params.get("lang") or request.cookies.get("lang")
+    return asked if asked in TEXT else "fr"
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -61,8 +67,11 @@ def home(request: Request, session: SessionDep) -> HTMLResponse:
     refused = request.app.state.collector.refused_without_source
     stats = collect_service.stats(session=session, refused_without_source=refused)
     labels = {k: (v.label_fr if lang == "fr" else v.label_en) for k, v in KINDS.items()}
-    return templates.TemplateResponse(
+    response = templates.TemplateResponse(
         request,
         "home.html",
         {"t": TEXT[lang], "lang": lang, "stats": stats, "channel_labels": labels},
     )
+    if request.query_params.get("lang") in TEXT:
+        response.set_cookie("lang", lang, max_age=365 * 24 * 3600, samesite="lax")
+    return response
