@@ -493,14 +493,25 @@ class _SqliteBatch(_Batch):
 
 
 class _PostgresBatch(_Batch):
-    """PostgreSQL: one INSERT ... SELECT FROM unnest(arrays) ... RETURNING the new keys."""
+    """PostgreSQL: COPY into a temporary table, then INSERT ... ON CONFLICT ... RETURNING.
+
+    COPY streams the rows in psycopg's C code; passing them as arrays instead spent most
+    of the writer's time adapting text arrays in Python.
+    """
 
     param = "%s"
+    _STAGE = (
+        "CREATE TEMP TABLE IF NOT EXISTS collect_event_in (source_id int, dedup_time bigint, "
+        "dedup_key bigint, message_id text, type text, event text, user_id text, "
+        "anonymous_id text, timestamp_ms bigint, received_ms bigint, payload text) "
+        "ON COMMIT DELETE ROWS"
+    )
+    _COPY = f"COPY collect_event_in ({_EVENT_COLUMNS}) FROM STDIN"
+    _staged = False
     _INSERT = (
-        f"INSERT INTO collect_event ({_EVENT_COLUMNS}) "
-        "SELECT * FROM unnest(%s::int[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], "
-        "%s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::text[]) "
-        "ON CONFLICT (dedup_time, dedup_key) DO NOTHING RETURNING dedup_time, dedup_key"
+        f"INSERT INTO collect_event ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} "
+        "FROM collect_event_in ON CONFLICT (dedup_time, dedup_key) DO NOTHING "
+        "RETURNING dedup_time, dedup_key"
     )
 
     def write(self) -> None:
@@ -521,6 +532,13 @@ class _PostgresBatch(_Batch):
     def _insert(self, pairs: list[tuple[int, Row]]) -> set[tuple[int, int]]:
         if not pairs:
             return set()
-        columns = [list(column) for column in zip(*(_values(s, r) for s, r in pairs), strict=True)]
-        self.cur.execute(self._INSERT, columns)
+        if self._staged:  # a second insert in this transaction
+            self.cur.execute("DELETE FROM collect_event_in")
+        else:
+            self.cur.execute(self._STAGE)
+            self._staged = True
+        with self.cur.copy(self._COPY) as copy:
+            for source_id, row in pairs:
+                copy.write_row(_values(source_id, row))
+        self.cur.execute(self._INSERT)
         return {(t, k) for t, k in self.cur.fetchall()}
