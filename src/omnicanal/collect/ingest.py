@@ -20,7 +20,15 @@ from starlette.requests import ClientDisconnect, Request
 
 from omnicanal.collect import service
 from omnicanal.collect.schemas import SourceIdentity
-from omnicanal.collect.segment import Envelope, Limits, Problem, Row, normalise
+from omnicanal.collect.segment import (
+    SHORT_TYPES,
+    TYPES,
+    Envelope,
+    Limits,
+    Problem,
+    Row,
+    normalise,
+)
 from omnicanal.collect.writer import EventWriter, Job, Rejection
 from omnicanal.core.clock import parse_iso8601, utcnow
 from omnicanal.core.errors import (
@@ -34,20 +42,8 @@ from omnicanal.core.errors import (
 from omnicanal.core.settings import CollectSettings
 from omnicanal.store.engine import Database
 
-ENDPOINTS = {
-    "identify": "identify",
-    "track": "track",
-    "page": "page",
-    "screen": "screen",
-    "group": "group",
-    "alias": "alias",
-    "i": "identify",
-    "t": "track",
-    "p": "page",
-    "s": "screen",
-    "g": "group",
-    "a": "alias",
-}
+# Each single-call path, long (/v1/track) or as analytics.js shortens it (/v1/t).
+ENDPOINTS = {**{call: call for call in TYPES}, **SHORT_TYPES}
 BATCH_ENDPOINTS = frozenset({"batch", "import", "b"})
 _KEY_TTL = 5.0
 _UNKNOWN_KEY_TTL = 5.0
