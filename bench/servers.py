@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 import psycopg
-from tests.postgres import Cluster, _binary, free_port
+from tests.postgres import Cluster, free_port, postgres_binary
 
 _READY_TIMEOUT = 60.0
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -204,12 +204,12 @@ class DurableCluster(Cluster):
         if self._as_postgres:
             shutil.chown(self.root, "postgres")
         self._run(
-            _binary("initdb"),
+            postgres_binary("initdb"),
             *("-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"),
         )
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} {self.settings}"
         self._run(
-            _binary("pg_ctl"),
+            postgres_binary("pg_ctl"),
             *("-D", str(data), "-o", options, "-l", str(self.root / "log"), "-w", "start"),
         )
         return self.url("postgres")

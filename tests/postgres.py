@@ -18,7 +18,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _binary(name: str) -> str:
+def postgres_binary(name: str) -> str:
     found = shutil.which(name)
     if found:
         return found
@@ -47,7 +47,7 @@ class Cluster:
         if self._as_postgres:
             shutil.chown(self.root, "postgres")
         self._run(
-            _binary("initdb"),
+            postgres_binary("initdb"),
             "-D",
             str(data),
             "-U",
@@ -63,7 +63,7 @@ class Cluster:
             "-c max_connections=200"
         )
         self._run(
-            _binary("pg_ctl"),
+            postgres_binary("pg_ctl"),
             "-D",
             str(data),
             "-o",
@@ -77,6 +77,8 @@ class Cluster:
 
     def stop(self) -> None:
         try:
-            self._run(_binary("pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "stop")
+            self._run(
+                postgres_binary("pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "stop"
+            )
         finally:
             shutil.rmtree(self.root, ignore_errors=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 from sqlalchemy import func, select
@@ -177,8 +176,3 @@ def stats(*, session: Session, refused_without_source: int = 0) -> StatsRead:
         sources=sources,
         refused_without_source=refused_without_source,
     )
-
-
-def as_problem_errors(errors: list[dict[str, Any]]) -> bytes:
-    """Serialise a list of field problems for storage."""
-    return orjson.dumps(errors)

@@ -157,10 +157,6 @@ class EventWriter:
         self._queue.put(job)
         return await asyncio.shield(job.future)
 
-    def write_now(self, jobs: list[Job]) -> None:
-        """Write jobs in the calling thread (CLI imports, tests): one transaction."""
-        self._write(jobs)
-
     def _next_group(self, first: Job) -> tuple[_Group, bool]:
         group = _Group([first], len(first.rows) + len(first.rejections))
         while group.rows < self._max_rows:
