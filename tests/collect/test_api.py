@@ -222,3 +222,23 @@ def test_dashboard_speaks_french_until_asked_otherwise(client) -> None:
     assert "collected data" in chosen.text
     assert "collected data" in client.get("/").text  # the choice is remembered
     assert "données collectées" in client.get("/?lang=fr").text
+
+
+def test_a_storage_failure_is_a_503_that_stores_nothing(client, db, source) -> None:
+    from sqlalchemy import text
+
+    with db.engine.begin() as conn:  # the log's table is gone: every write fails
+        conn.execute(text("ALTER TABLE collect_event RENAME TO collect_event_away"))
+    answer = client.post(
+        "/v1/track", json={"userId": "u", "event": "Sale"}, auth=(source.write_key, "")
+    )
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "5"
+    assert answer.json()["type"].endswith("collect.storage-unavailable")
+    with db.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE collect_event_away RENAME TO collect_event"))
+        assert conn.execute(text("SELECT count(*) FROM collect_event")).scalar() == 0
+    again = client.post(
+        "/v1/track", json={"userId": "u", "event": "Sale"}, auth=(source.write_key, "")
+    )
+    assert again.status_code == 200

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from omnicanal.core.errors import OmnicanalError, UnauthorizedError
+from omnicanal.core.errors import OmnicanalError, ServiceUnavailableError, UnauthorizedError
 
 log = logging.getLogger(__name__)
 PROBLEM_BASE = "https://omnicanal.dev/problems/"
@@ -51,7 +51,11 @@ def _instance(request: Request) -> str:
 
 async def on_omnicanal_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OmnicanalError)
-    headers = {"WWW-Authenticate": "Basic, Bearer"} if isinstance(exc, UnauthorizedError) else None
+    headers: dict[str, str] | None = None
+    if isinstance(exc, UnauthorizedError):
+        headers = {"WWW-Authenticate": "Basic, Bearer"}
+    elif isinstance(exc, ServiceUnavailableError):  # SDKs retry 5xx, after this delay
+        headers = {"Retry-After": str(exc.retry_after)}
     return problem(
         exc.status,
         code=exc.code,

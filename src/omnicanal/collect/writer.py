@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from omnicanal.collect.segment import Row, dedup_key
+from omnicanal.core.errors import ServiceUnavailableError
 from omnicanal.store.engine import Database
 
 log = logging.getLogger(__name__)
@@ -110,8 +111,10 @@ class RecentMessages:
         return len(self._times)
 
 
-class StorageUnavailableError(Exception):
+class StorageUnavailableError(ServiceUnavailableError):
     """The log could not be written; nothing of the group was acknowledged."""
+
+    code = "collect.storage-unavailable"
 
 
 class EventWriter:
@@ -179,9 +182,11 @@ class EventWriter:
             group, stopping = self._next_group(first)
             try:
                 self._write(group.jobs)
-            except Exception as exc:
+            except Exception:
                 log.exception("event log write failed for %d requests", len(group.jobs))
-                failure = StorageUnavailableError(str(exc))
+                failure = StorageUnavailableError(
+                    "The event log could not be written; nothing was stored. Retry later."
+                )
                 for job in group.jobs:
                     _wake(job, failure)
                 continue

@@ -111,3 +111,12 @@ class UnsupportedMediaTypeError(OmnicanalError):
     status = 415
     code = "unsupported-media-type"
     title = "Unsupported media type"
+
+
+class ServiceUnavailableError(OmnicanalError):
+    """Nothing is wrong with the request; the service cannot take it now (retry later)."""
+
+    status = 503
+    code = "unavailable"
+    title = "Service unavailable"
+    retry_after = 5
