@@ -75,3 +75,26 @@ class Counter(Base):
     source_id: Mapped[int] = mapped_column(ForeignKey("collect_source.id"), primary_key=True)
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger)
+
+
+class ImportRun(Base):
+    """One file import: what it was, how it ended, and the report of any bad row.
+
+    `digest` is the SHA-256 of the file's bytes with the kind: re-running the same
+    file finds the finished run and stores nothing twice (the rows' own keys also
+    make every import idempotent, whatever the file's name).
+    """
+
+    __tablename__ = "collect_import"
+    __table_args__ = (Index("ix_collect_import_digest", "digest"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(512))
+    digest: Mapped[str] = mapped_column(String(64))
+    source_id: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # running, done, failed
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    stored: Mapped[int] = mapped_column(BigInteger, default=0)  # new rows (0 on a re-run)
+    errors: Mapped[str] = mapped_column(Text, default="[]")  # JSON: [{line, column, reason}]
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
