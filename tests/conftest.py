@@ -100,7 +100,10 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url)
+    # The processor runs where a test calls it, not behind its back.
+    return Settings(
+        data_dir=tmp_path / "data", database_url=database_url, processor={"enabled": False}
+    )
 
 
 @pytest.fixture

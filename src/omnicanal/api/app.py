@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,6 +17,8 @@ from omnicanal.collect.cors import CollectCorsMiddleware
 from omnicanal.collect.ingest import Collector
 from omnicanal.collect.writer import EventWriter
 from omnicanal.core.settings import Settings, get_settings
+from omnicanal.profiles import api as profiles_api
+from omnicanal.profiles.processor import Processor
 from omnicanal.store.engine import Database, make_engine
 from omnicanal.store.migrate import upgrade
 from omnicanal.web import pages
@@ -27,6 +30,8 @@ omnicanal collects every interaction of a retailer's customers, on every channel
   RudderStack SDKs at this host. Authenticate with a source's write key as HTTP Basic user.
 * **Management** (`/api/v1/...`) needs an admin token: `Authorization: Bearer <token>`
   (`omnicanal tokens create`).
+* **Profiles** (`/api/v1/profiles`): one person across every channel, and why their
+  records were joined.
 * Errors are RFC 9457 problem details (`application/problem+json`).
 """
 
@@ -73,9 +78,22 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         app.state.db = database
         app.state.settings = settings
         app.state.collector = Collector(database, settings.collect, writer)
+        stop = threading.Event()
+        worker: threading.Thread | None = None
+        if settings.processor.enabled:
+            processor = Processor(
+                database, identity=settings.identity, batch_size=settings.processor.batch_size
+            )
+            worker = threading.Thread(
+                target=processor.run, args=(stop,), name="event-processor", daemon=True
+            )
+            worker.start()
         try:
             yield
         finally:
+            stop.set()
+            if worker is not None:
+                worker.join()
             writer.stop()
             if db is None:
                 database.dispose()
@@ -88,6 +106,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(collect_api.beacon)
     app.include_router(collect_api.management)
     app.include_router(browser.router)
+    app.include_router(profiles_api.router)
     app.include_router(pages.router)
     app.add_middleware(CollectCorsMiddleware, origins=settings.collect.allowed_origins)
     return app

@@ -493,6 +493,10 @@ class _SqliteBatch(_Batch):
         return inserted
 
 
+# PostgreSQL advisory lock key held by whoever appends to the event log.
+LOG_APPEND_LOCK = 0x6F6D6E69_6C6F67  # "omnilog"
+
+
 class _PostgresBatch(_Batch):
     """PostgreSQL: COPY into a temporary table, then INSERT ... ON CONFLICT ... RETURNING.
 
@@ -541,5 +545,8 @@ class _PostgresBatch(_Batch):
         with self.cur.copy(self._COPY) as copy:
             for source_id, row in pairs:
                 copy.write_row(_values(source_id, row))
+        # Writers in several processes take turns from id allocation to commit, so ids
+        # become visible in order and a reader that checkpoints by id never skips one.
+        self.cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOG_APPEND_LOCK,))
         self.cur.execute(self._INSERT)
         return {(t, k) for t, k in self.cur.fetchall()}

@@ -57,6 +57,9 @@ KINDS: dict[str, ChannelKind] = {
         ChannelKind("direct_mail", MediaClass.HORS_MEDIA, False, "Courrier", "Direct mail"),
         ChannelKind("street", MediaClass.HORS_MEDIA, False, "Street marketing", "Street"),
         ChannelKind("referral", MediaClass.EARNED, True, "Recommandation", "Referral"),
+        ChannelKind(
+            "search", MediaClass.EARNED, True, "Référencement naturel", "Organic search", True
+        ),
         ChannelKind("server", MediaClass.OWNED, True, "Serveur", "Server"),
         ChannelKind("import", MediaClass.OWNED, False, "Import", "Import"),
     )

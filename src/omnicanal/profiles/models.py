@@ -122,13 +122,18 @@ class OrderLine(Base):
 
 
 class OrderRefund(Base):
-    """A return or refund against an order (whole or some lines)."""
+    """A return or refund against an order (whole or some lines).
+
+    A till return that names no order is matched to the person's latest order holding
+    the returned products; `order_id` stays empty when none does."""
 
     __tablename__ = "order_refund"
     __table_args__ = (Index("ix_order_refund_order_id", "order_id"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    order_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("orders.id"))
+    order_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("orders.id"))
+    profile_id: Mapped[int] = mapped_column(BigInteger)
     event_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    order_key: Mapped[str | None] = mapped_column(String(255))  # as the refund named it
     refunded_ms: Mapped[int] = mapped_column(BigInteger)
     channel: Mapped[str] = mapped_column(String(80))
     amount_eur_cents: Mapped[int] = mapped_column(BigInteger)

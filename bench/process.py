@@ -1,0 +1,442 @@
+"""Benchmark the event processor (identity + profile + processed event) on this machine.
+
+    python -m bench.process                                  # 300,000 events, both databases
+    python -m bench.process --events 50000 --db sqlite --lag-seconds 0
+
+Two figures per database:
+
+* **throughput**: the log is filled with realistic Segment messages of a shop's
+  customers (anonymous browsing on several devices, identify at sign-in, orders with
+  lines, store receipts with a loyalty card, newsletter engagement), then one
+  processor drains it; events/s and the processor's peak memory.
+* **lag**: `omnicanal serve` (processor off) takes `/v1/batch` requests at a constant
+  rate while a processor in this process works the log; the lag of each event is the
+  time from its acceptance (received) to the commit of its profile update.
+
+The baseline printed beside the throughput is the same log read and parsed with no
+processing (SELECT + orjson.loads of each payload): the floor any processor pays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import insert, text
+
+from bench.servers import DurableCluster, basic_auth, free_port, omnicanal_command, serve
+from bench.system import machine
+from omnicanal.collect import service as collect_service
+from omnicanal.collect.models import Event
+from omnicanal.collect.schemas import SourceCreate
+from omnicanal.collect.segment import Envelope, Limits, Row, normalise
+from omnicanal.profiles.processor import BatchResult, Processor
+from omnicanal.store.engine import Database, make_engine
+from omnicanal.store.migrate import upgrade
+
+console = Console()
+START = datetime(2024, 1, 8, 9, 0, tzinfo=UTC)
+SOURCES = (
+    ("eshop", "web"),
+    ("app", "app"),
+    ("store-paris", "store:paris"),
+    ("newsletter", "email"),
+)
+PRODUCTS = [
+    (f"SKU-{i:04d}", f"Article {i}", random.Random(i).choice(("robes", "jeans", "vestes")))
+    for i in range(300)
+]
+
+
+def _person_events(rng: random.Random, p: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """One person's events: browsing, sign-in, orders, a till receipt, newsletter clicks."""
+    devices = [f"anon-{p}-{d}" for d in range(rng.randint(1, 3))]
+    email = f"client{p}@exemple.fr"
+    when = START + timedelta(minutes=rng.randint(0, 60 * 24 * 300))
+    identified = rng.random() < 0.6
+    card = f"CARD{p:08d}" if rng.random() < 0.4 else None
+    for visit in range(rng.randint(1, 6)):
+        device = rng.choice(devices)
+        source = "app" if device.endswith("-2") else "eshop"
+        when += timedelta(hours=rng.randint(1, 400))
+        campaign = (
+            {"source": "instagram", "medium": "paid_social", "name": "soldes"}
+            if rng.random() < 0.2
+            else None
+        )
+        context: dict[str, Any] = {"page": {"url": "https://boutique.example/", "referrer": ""}}
+        if campaign:
+            context["campaign"] = campaign
+        for _ in range(rng.randint(2, 8)):
+            sku, name, category = rng.choice(PRODUCTS)
+            when += timedelta(seconds=rng.randint(5, 120))
+            yield (
+                source,
+                {
+                    "type": "page",
+                    "anonymousId": device,
+                    "name": category,
+                    "timestamp": when.isoformat(),
+                    "context": context,
+                },
+            )
+            yield (
+                source,
+                {
+                    "type": "track",
+                    "anonymousId": device,
+                    "event": "Product Viewed",
+                    "properties": {"sku": sku, "name": name, "price": 49.9},
+                    "timestamp": when.isoformat(),
+                    "context": context,
+                },
+            )
+        if identified and visit == 0:
+            yield (
+                source,
+                {
+                    "type": "identify",
+                    "anonymousId": device,
+                    "userId": f"user-{p}",
+                    "traits": {"email": email, "firstName": "Prénom", "lastName": f"Nom{p}"},
+                    "timestamp": when.isoformat(),
+                },
+            )
+        if identified and rng.random() < 0.3:
+            sku, name, category = rng.choice(PRODUCTS)
+            yield (
+                source,
+                {
+                    "type": "track",
+                    "userId": f"user-{p}",
+                    "anonymousId": device,
+                    "event": "Order Completed",
+                    "timestamp": when.isoformat(),
+                    "properties": {
+                        "order_id": f"W{p}-{visit}",
+                        "total": 99.8,
+                        "currency": "EUR",
+                        "products": [{"sku": sku, "name": name, "price": 49.9, "quantity": 2}],
+                    },
+                },
+            )
+    if card:
+        when += timedelta(days=rng.randint(1, 30))
+        yield (
+            "store-paris",
+            {
+                "type": "track",
+                "anonymousId": f"till-{p}",
+                "event": "Order Completed",
+                "timestamp": when.isoformat(),
+                "context": {"traits": {"card": card, "email": email}},
+                "properties": {"order_id": f"T{p}", "total": 59.9},
+            },
+        )
+    if identified:
+        for _ in range(rng.randint(0, 4)):
+            when += timedelta(days=rng.randint(1, 20))
+            yield (
+                "newsletter",
+                {
+                    "type": "track",
+                    "userId": f"user-{p}",
+                    "event": "Email Opened",
+                    "timestamp": when.isoformat(),
+                    "properties": {"campaign_name": "lettre"},
+                },
+            )
+
+
+def fill(db: Database, events: int, seed: int = 1) -> int:
+    """Write about `events` realistic messages to the log; return how many."""
+    rng = random.Random(seed)
+    with db.sessions.begin() as session:
+        ids = {
+            name: collect_service.create_source(
+                session=session, data=SourceCreate(name=name, channel=channel)
+            ).id
+            for name, channel in SOURCES
+        }
+    env = {
+        name: Envelope(
+            source_id=sid, received_at=datetime.now(UTC), limits=Limits(32_768, 32), historical=True
+        )
+        for name, sid in ids.items()
+    }
+    rows: list[dict[str, Any]] = []
+    written = person = 0
+    with Progress(
+        TextColumn("remplissage du journal"), BarColumn(), MofNCompleteColumn(), console=console
+    ) as progress:
+        task = progress.add_task("fill", total=events)
+        while written < events:
+            for source, msg in _person_events(rng, person):
+                msg["messageId"] = f"m-{written}"
+                row = normalise(msg, kind=None, env=env[source])
+                assert isinstance(row, Row), row
+                rows.append(_values(ids[source], row))
+                written += 1
+            person += 1
+            if len(rows) >= 20_000 or written >= events:
+                with db.engine.begin() as conn:
+                    conn.execute(insert(Event), rows)
+                progress.update(task, completed=written)
+                rows = []
+    return written
+
+
+def _values(source_id: int, row: Row) -> dict[str, Any]:
+    return {
+        "source_id": source_id,
+        "dedup_time": row.dedup_time,
+        "dedup_key": row.dedup_key,
+        "message_id": row.message_id,
+        "type": row.type,
+        "event": row.event,
+        "user_id": row.user_id,
+        "anonymous_id": row.anonymous_id,
+        "timestamp_ms": row.timestamp_ms,
+        "received_ms": row.received_ms,
+        "payload": row.payload.decode(),
+    }
+
+
+def read_floor(db: Database) -> float:
+    """Seconds to read and parse the whole log in batches: the floor of any processor."""
+    started = time.perf_counter()
+    last = 0
+    with db.engine.connect() as conn:
+        while True:
+            rows = conn.execute(
+                text("SELECT id, payload FROM collect_event WHERE id > :a ORDER BY id LIMIT 2000"),
+                {"a": last},
+            ).all()
+            if not rows:
+                break
+            for row in rows:
+                orjson.loads(row.payload)
+            last = rows[-1].id
+    return time.perf_counter() - started
+
+
+def throughput(db: Database, events: int) -> dict[str, float]:
+    """Drain a filled log; return events/s, peak memory and profiles."""
+    done = {"events": 0}
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with Progress(
+        TextColumn("traitement"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("process", total=events)
+
+        def report(result: BatchResult) -> None:
+            done["events"] += result.events
+            progress.update(task, completed=done["events"])
+
+        processor = Processor(db, on_batch=report)
+        started = time.perf_counter()
+        processor.drain()
+        elapsed = time.perf_counter() - started
+    with db.engine.connect() as conn:
+        people = conn.execute(
+            text("SELECT COUNT(*) FROM profile WHERE merged_into IS NULL")
+        ).scalar_one()
+        merges = conn.execute(text("SELECT COUNT(*) FROM identity_merge")).scalar_one()
+        orders = conn.execute(text("SELECT COUNT(*) FROM orders")).scalar_one()
+    return {
+        "seconds": elapsed,
+        "rate": done["events"] / elapsed,
+        "peak_mib": max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, rss_before) / 1024,
+        "people": people,
+        "merges": merges,
+        "orders": orders,
+    }
+
+
+def lag(url: str, data: Path, seconds: float, rate: int) -> dict[str, float]:
+    """Send `rate` events/s to a live server; measure acceptance-to-profile lag."""
+    env = {
+        **os.environ,
+        "OMNICANAL_DATABASE_URL": url,
+        "OMNICANAL_PROCESSOR__ENABLED": "false",
+        "OMNICANAL_DATA_DIR": str(data),
+    }
+    db = Database(make_engine(url))
+    upgrade(db.engine)
+    with db.sessions.begin() as session:
+        key = collect_service.create_source(
+            session=session, data=SourceCreate(name="lag", channel="web")
+        ).write_key
+    port = free_port()
+    stop = threading.Event()
+
+    processor = Processor(db, batch_size=2_000)
+    # Each event's lag is measured when the batch holding it has committed.
+    committed: list[int] = []
+
+    def loop() -> None:
+        before = 0
+        while not stop.is_set():
+            result = processor.process_batch()
+            if result.events == 0:
+                stop.wait(0.05)
+                continue
+            now = int(time.time() * 1000)
+            with db.engine.connect() as conn:
+                received = (
+                    conn.execute(
+                        text("SELECT received_ms FROM collect_event WHERE id > :a AND id <= :b"),
+                        {"a": before, "b": result.last_event_id},
+                    )
+                    .scalars()
+                    .all()
+                )
+            committed.extend(now - int(r) for r in received)
+            before = result.last_event_id
+
+    log = data / "server.log"
+    with serve(omnicanal_command(port, data), env=env, port=port, log=log):
+        worker = threading.Thread(target=loop, daemon=True)
+        worker.start()
+        sent, achieved = send_at_rate(port, key, seconds, rate)
+        deadline = time.monotonic() + 60
+        while len(committed) < sent and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stop.set()
+        worker.join()
+    db.dispose()
+    ordered = sorted(committed)
+
+    def pct(p: float) -> float:
+        return float(ordered[min(len(ordered) - 1, int(p * len(ordered)))]) if ordered else 0.0
+
+    return {
+        "rate": achieved,
+        "events": len(ordered),
+        "p50": pct(0.5),
+        "p99": pct(0.99),
+        "max": float(ordered[-1]) if ordered else 0.0,
+    }
+
+
+def send_at_rate(port: int, key: str, seconds: float, rate: int) -> tuple[int, float]:
+    """Post 100-event batches at `rate` events/s for `seconds`; return (sent, achieved rate)."""
+    period = 100 / rate
+    sent = 0
+    rng = random.Random(7)
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{port}", timeout=30, headers={"Authorization": basic_auth(key)}
+    ) as client:
+        started = next_at = time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            body = {
+                "batch": [
+                    {
+                        "type": "track",
+                        "anonymousId": f"a{rng.randint(0, 20_000)}",
+                        "event": "Product Viewed",
+                        "messageId": f"lag-{sent + i}",
+                        "properties": {"sku": "SKU-1"},
+                    }
+                    for i in range(100)
+                ]
+            }
+            client.post("/v1/batch", json=body).raise_for_status()
+            sent += 100
+            next_at += period
+            pause = next_at - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+        return sent, sent / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--db", choices=("sqlite", "postgresql", "all"), default="all")
+    parser.add_argument("--lag-seconds", type=float, default=30.0)
+    parser.add_argument("--lag-rate", type=int, default=5_000)
+    args = parser.parse_args()
+    m = machine()
+    console.print(f"{m.describe() if hasattr(m, 'describe') else m}")
+    table = Table(
+        "database",
+        "events",
+        "events/s",
+        "read+parse floor events/s",
+        "ratio",
+        "people",
+        "merges",
+        "orders",
+        "peak MiB",
+        "lag rate",
+        "lag p50 ms",
+        "lag p99 ms",
+        "lag max ms",
+        title="Event processing",
+    )
+    backends = ("sqlite", "postgresql") if args.db == "all" else (args.db,)
+    for backend in backends:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            cluster = None
+            if backend == "sqlite":
+                url = f"sqlite:///{root / 'bench.db'}"
+                lag_url = f"sqlite:///{root / 'lag' / 'omnicanal.db'}"
+            else:
+                cluster = DurableCluster(root / "pg")
+                cluster.start()
+                url = cluster.create_database("bench")
+                lag_url = cluster.create_database("lag")
+            try:
+                db = Database(make_engine(url))
+                upgrade(db.engine)
+                count = fill(db, args.events)
+                floor = read_floor(db)
+                figures = throughput(db, count)
+                db.dispose()
+                lagged = {"rate": 0.0, "p50": 0.0, "p99": 0.0, "max": 0.0}
+                if args.lag_seconds > 0:
+                    (root / "lag").mkdir(exist_ok=True)
+                    lagged = lag(lag_url, root / "lag", args.lag_seconds, args.lag_rate)
+            finally:
+                if cluster is not None:
+                    cluster.stop()
+            table.add_row(
+                backend,
+                f"{count:,}",
+                f"{figures['rate']:,.0f}",
+                f"{count / floor:,.0f}",
+                f"{figures['rate'] / (count / floor):.2f}",
+                f"{figures['people']:,}",
+                f"{figures['merges']:,}",
+                f"{figures['orders']:,}",
+                f"{figures['peak_mib']:,.0f}",
+                f"{lagged['rate']:,.0f}",
+                f"{lagged['p50']:.0f}",
+                f"{lagged['p99']:.0f}",
+                f"{lagged['max']:.0f}",
+            )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

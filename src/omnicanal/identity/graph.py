@@ -1,0 +1,500 @@
+"""Deterministic identity resolution: which profile an event's identifiers belong to.
+
+The graph is worked on in memory inside the processor's transaction and written
+back at `flush()`. Rules, in the order they apply to an event's identifiers
+(sorted by priority: user_id, card, email, phone, external ids, anonymous_id):
+
+1. Blocked values (a shop's generic till address, placeholder phone numbers) are
+   not identifiers at all.
+2. Every known, unshared identifier names a profile. If they name several, the
+   profiles are one person and are merged (the oldest survives) — unless the
+   merge would give the person more values of a limited kind than allowed
+   (`limits`: by default one userId, two loyalty cards, five emails, five phones).
+   Then the join is refused and recorded as a conflict; a shareable identifier
+   (email, phone) that bridged two people is marked *shared*: it never joins
+   profiles again, and the people it linked become a household.
+3. New identifiers are attached to the profile; if the event's top identifier is
+   new and the profile already holds its limit of that kind (a second userId on
+   one browser), the event belongs to a new person.
+4. No known identifier: a new profile.
+
+Each event is attached to the profile that owns the identifier which recognised
+it (a member of the cluster, not the root), so undoing a merge moves back exactly
+the events, identifiers and orders that came with the merged profile.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, bindparam, text
+
+from omnicanal.core.settings import IdentitySettings
+from omnicanal.identity.service import members, separated
+
+Key = tuple[str, str]
+
+# An identifier's last_seen_ms moves in steps of at least this much, which spares the
+# processor an update per event for identifiers seen again and again within a visit.
+SEEN_GRANULARITY_MS = 3_600_000
+PRIORITY = ("user_id", "card", "email", "phone", "external", "anonymous_id")
+_CHUNK = 500
+
+
+def kind_class(kind: str) -> str:
+    """Return the class of an identifier kind: `external:crm` -> `external`."""
+    return kind.split(":", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRules:
+    """The compiled guard rails."""
+
+    limits: Mapping[str, int]
+    shareable: frozenset[str]
+    blocked: re.Pattern[str] | None
+
+    @classmethod
+    def from_settings(cls, settings: IdentitySettings) -> IdentityRules:
+        """Compile the settings once."""
+        pattern = "|".join(f"(?:{p})" for p in settings.blocked)
+        return cls(
+            limits=dict(settings.limits),
+            shareable=frozenset(settings.shareable),
+            blocked=re.compile(pattern, re.IGNORECASE) if pattern else None,
+        )
+
+    def is_blocked(self, key: Key) -> bool:
+        """Tell whether a value is on the block list."""
+        return self.blocked is not None and self.blocked.search(f"{key[0]}:{key[1]}") is not None
+
+    def limit(self, kind: str) -> int | None:
+        """Return how many values of a kind a person may have, None for no limit."""
+        return self.limits.get(kind, self.limits.get(kind_class(kind)))
+
+
+@dataclass(slots=True)
+class _Ident:
+    profile_id: int
+    shared: bool
+    last_seen_ms: int
+    new: bool = False
+
+
+@dataclass(slots=True)
+class _Pending:
+    profiles: list[dict[str, Any]] = field(default_factory=list)
+    identities: list[dict[str, Any]] = field(default_factory=list)
+    seen: dict[Key, int] = field(default_factory=dict)
+    merges: list[dict[str, Any]] = field(default_factory=list)
+    shared: list[Key] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    households: list[tuple[str, int, str]] = field(default_factory=list)
+
+
+class Graph:
+    """The identity graph as one processor sees it; caches survive between batches."""
+
+    def __init__(self, rules: IdentityRules, *, cache_limit: int = 1_000_000) -> None:
+        self.rules = rules
+        self.cache_limit = cache_limit
+        self._ident: dict[Key, _Ident | None] = {}
+        self._root: dict[int, int] = {}
+        self._forward: dict[int, int] = {}
+        self._kinds: dict[int, dict[str, set[str]]] = {}
+        self._next_id = 0
+        self._spare_ids: list[int] = []
+        self._pending = _Pending()
+        self._conn: Connection | None = None
+        self.now_ms = 0
+
+    # -- batch lifecycle -------------------------------------------------------------
+
+    def invalidate(self) -> None:
+        """Forget every cached fact (another writer changed the graph)."""
+        self._ident.clear()
+        self._root.clear()
+        self._forward.clear()
+        self._kinds.clear()
+        self._spare_ids.clear()
+
+    def begin(self, conn: Connection, now_ms: int) -> None:
+        """Start work inside the caller's transaction."""
+        if len(self._ident) > self.cache_limit or len(self._root) > self.cache_limit:
+            self.invalidate()
+        self._conn = conn
+        self.now_ms = now_ms
+        self._pending = _Pending()
+        if conn.dialect.name == "sqlite":
+            self._next_id = (
+                int(conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM profile")).scalar_one()) + 1
+            )
+            self._spare_ids.clear()
+
+    @property
+    def conn(self) -> Connection:
+        assert self._conn is not None, "begin() first"
+        return self._conn
+
+    def prefetch(self, keys: Iterable[Key]) -> None:
+        """Load the identifiers not in the cache, and the roots of their profiles."""
+        missing = [k for k in set(keys) if k not in self._ident]
+        by_kind: dict[str, list[str]] = {}
+        for kind, value in missing:
+            by_kind.setdefault(kind, []).append(value)
+            self._ident[(kind, value)] = None
+        query = text(
+            "SELECT value, profile_id, shared, last_seen_ms FROM identity "
+            "WHERE kind = :kind AND value IN :values"
+        ).bindparams(bindparam("values", expanding=True))
+        for kind, values in by_kind.items():
+            for start in range(0, len(values), _CHUNK):
+                rows = self.conn.execute(
+                    query, {"kind": kind, "values": values[start : start + _CHUNK]}
+                )
+                for value, profile_id, shared, last_seen in rows:
+                    self._ident[(kind, value)] = _Ident(int(profile_id), bool(shared), last_seen)
+        self._load_roots(
+            {e.profile_id for k in missing if (e := self._ident[k]) is not None} - self._root.keys()
+        )
+
+    def _load_roots(self, ids: Iterable[int]) -> None:
+        wanted = list(ids)
+        query = text("SELECT id, merged_into FROM profile WHERE id IN :ids").bindparams(
+            bindparam("ids", expanding=True)
+        )
+        for start in range(0, len(wanted), _CHUNK):
+            for pid, merged_into in self.conn.execute(
+                query, {"ids": wanted[start : start + _CHUNK]}
+            ):
+                self._root[int(pid)] = int(merged_into) if merged_into is not None else int(pid)
+
+    def root(self, profile_id: int) -> int:
+        """Return the root of a profile's cluster."""
+        found = self._root.get(profile_id)
+        if found is None:
+            self._load_roots([profile_id])
+            found = self._root.get(profile_id, profile_id)
+        while found in self._forward:
+            found = self._forward[found]
+        return found
+
+    # -- resolution ------------------------------------------------------------------
+
+    def resolve(
+        self, event_id: int, keys: list[Key], at_ms: int, source_id: int, *, alias: bool = False
+    ) -> int:
+        """Return the profile an event belongs to, joining and creating as the rules say.
+
+        `keys` are normalised identifiers sorted by priority; call `prefetch` first.
+        """
+        keys = [k for k in keys if not self.rules.is_blocked(k)]
+        known: list[tuple[Key, int]] = []
+        unknown: list[Key] = []
+        for key in keys:
+            entry = self._ident.get(key)
+            if entry is None:
+                unknown.append(key)
+            elif not entry.shared:
+                known.append((key, entry.profile_id))
+                if at_ms > entry.last_seen_ms + SEEN_GRANULARITY_MS:
+                    entry.last_seen_ms = at_ms
+                    self._pending.seen[key] = at_ms
+        anchor = None
+        if unknown and known and unknown[0] == keys[0]:
+            anchor = self._another_person(event_id, unknown[0], known, at_ms)
+        if anchor is None and known:
+            anchor = self._join(event_id, known, "alias" if alias else "shared_identifier")
+        if anchor is None:
+            anchor = self._new_profile(at_ms)
+        for key in unknown:
+            root = self.root(anchor)
+            if self._can_attach(root, key):
+                self._attach(key, anchor, root, source_id, at_ms)
+            else:
+                reason = f"{key[0]} limit of {self.rules.limit(key[0])} per person reached"
+                self._conflict(key, [root], event_id, reason)
+        return anchor
+
+    def _another_person(
+        self, event_id: int, top: Key, known: list[tuple[Key, int]], at_ms: int
+    ) -> int | None:
+        """A new top identifier of a kind the known profile already has its fill of (a second
+        userId on one browser) belongs to another person: return their new profile."""
+        first_root = self.root(known[0][1])
+        if self._can_attach(first_root, top):
+            return None
+        created = self._new_profile(at_ms)
+        for key, pid in known:
+            other = self.root(pid)
+            if kind_class(key[0]) in self.rules.shareable:
+                self._refuse(key, other, created, event_id)
+            else:
+                self._conflict(
+                    key, [other, created], event_id, f"{key[0]} seen with another {top[0]}"
+                )
+        return created
+
+    def _join(self, event_id: int, known: list[tuple[Key, int]], rule: str) -> int:
+        """Merge the profiles the known identifiers name; return the anchor profile."""
+        anchor = known[0][1]
+        for key, pid in known[1:]:
+            root, other = self.root(anchor), self.root(pid)
+            if other == root:
+                continue
+            if self._compatible(root, other):
+                evidence = {"kind": key[0], "value": key[1], "event_id": event_id}
+                self._merge(root, other, rule, evidence)
+            else:
+                self._refuse(key, root, other, event_id)
+        return anchor
+
+    def _new_profile(self, at_ms: int) -> int:
+        pid = self._allocate()
+        self._root[pid] = pid
+        self._kinds[pid] = {}
+        self._pending.profiles.append(
+            {
+                "id": pid,
+                "created_ms": self.now_ms,
+                "updated_ms": self.now_ms,
+                "first_seen_ms": at_ms,
+                "last_seen_ms": at_ms,
+            }
+        )
+        return pid
+
+    def _allocate(self) -> int:
+        if self.conn.dialect.name == "sqlite":
+            pid = self._next_id
+            self._next_id += 1
+            return pid
+        if not self._spare_ids:
+            rows = self.conn.execute(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('profile', 'id')) "
+                    "FROM generate_series(1, 256)"
+                )
+            )
+            self._spare_ids = sorted((int(r[0]) for r in rows), reverse=True)
+        return self._spare_ids.pop()
+
+    def _cluster_kinds(self, root: int) -> dict[str, set[str]]:
+        """Return the limited-kind values a cluster holds (loaded once, then kept current)."""
+        found = self._kinds.get(root)
+        if found is not None:
+            return found
+        limited = list(self.rules.limits)
+        kinds: dict[str, set[str]] = {}
+        rows = self.conn.execute(
+            text(
+                "SELECT i.kind, i.value FROM identity i JOIN profile p ON p.id = i.profile_id "
+                "WHERE (p.id = :root OR p.merged_into = :root) AND i.shared = :no"
+            ),
+            {"root": root, "no": False},
+        )
+        for kind, value in rows:
+            if kind in limited or kind_class(kind) in limited:
+                kinds.setdefault(kind, set()).add(value)
+        for ident in self._pending.identities:  # attached in this batch, not yet written
+            if (
+                self.root(ident["profile_id"]) == root
+                and self.rules.limit(ident["kind"]) is not None
+            ):
+                kinds.setdefault(ident["kind"], set()).add(ident["value"])
+        self._kinds[root] = kinds
+        return kinds
+
+    def _can_attach(self, root: int, key: Key) -> bool:
+        limit = self.rules.limit(key[0])
+        if limit is None:
+            return True
+        values = self._cluster_kinds(root).get(key[0], set())
+        return key[1] in values or len(values) < limit
+
+    def _compatible(self, a: int, b: int) -> bool:
+        kinds_a, kinds_b = self._cluster_kinds(a), self._cluster_kinds(b)
+        for kind in kinds_a.keys() | kinds_b.keys():
+            limit = self.rules.limit(kind)
+            if (
+                limit is not None
+                and len(kinds_a.get(kind, set()) | kinds_b.get(kind, set())) > limit
+            ):
+                return False
+        # A merge someone undid by hand is never redone automatically.
+        return not separated(self.conn, self._members(a), self._members(b))
+
+    def _members(self, root: int) -> list[int]:
+        found = set(members(self.conn, root)) | {root}
+        found |= {m for m, s in self._forward.items() if self.root(s) == root}
+        return sorted(found)
+
+    def _attach(self, key: Key, profile_id: int, root: int, source_id: int, at_ms: int) -> None:
+        self._ident[key] = _Ident(profile_id, False, at_ms, new=True)
+        self._pending.identities.append(
+            {
+                "kind": key[0],
+                "value": key[1],
+                "profile_id": profile_id,
+                "source_id": source_id,
+                "first_seen_ms": at_ms,
+                "last_seen_ms": at_ms,
+                "shared": False,
+            }
+        )
+        if self.rules.limit(key[0]) is not None:
+            self._cluster_kinds(root).setdefault(key[0], set()).add(key[1])
+
+    def _merge(self, a: int, b: int, rule: str, evidence: dict[str, Any]) -> int:
+        survivor, merged = (a, b) if a < b else (b, a)
+        kinds_s, kinds_m = self._cluster_kinds(survivor), self._cluster_kinds(merged)
+        for kind, values in kinds_m.items():
+            kinds_s.setdefault(kind, set()).update(values)
+        self._kinds.pop(merged, None)
+        self._forward[merged] = survivor
+        self._pending.merges.append(
+            {
+                "survivor_id": survivor,
+                "merged_id": merged,
+                "rule": rule,
+                "evidence": orjson.dumps(evidence).decode(),
+                "created_ms": self.now_ms,
+            }
+        )
+        return survivor
+
+    def _refuse(self, key: Key, root: int, other: int, event_id: int) -> None:
+        reason = "joining would exceed an identifier limit"
+        if kind_class(key[0]) in self.rules.shareable:
+            entry = self._ident[key]
+            assert entry is not None
+            entry.shared = True
+            self._pending.shared.append(key)
+            reason = f"{key[0]} shared by several people; it no longer joins profiles"
+            household = f"{key[0]}:{key[1]}"
+            for pid in (entry.profile_id, root, other):
+                self._pending.households.append(
+                    (
+                        household,
+                        self.root(pid),
+                        orjson.dumps({"kind": key[0], "value": key[1]}).decode(),
+                    )
+                )
+        self._conflict(key, [root, other], event_id, reason)
+
+    def _conflict(self, key: Key, profiles: list[int], event_id: int, reason: str) -> None:
+        self._pending.conflicts.append(
+            {
+                "kind": key[0],
+                "value": key[1],
+                "profile_ids": orjson.dumps(sorted(set(profiles))).decode(),
+                "reason": reason,
+                "event_id": event_id,
+                "created_ms": self.now_ms,
+            }
+        )
+
+    # -- writing ---------------------------------------------------------------------
+
+    def flush(self) -> list[int]:
+        """Write what this batch changed; return the ids of the profiles created."""
+        pending, conn = self._pending, self.conn
+        if pending.profiles:
+            conn.execute(
+                text(
+                    "INSERT INTO profile (id, created_ms, updated_ms, first_seen_ms, last_seen_ms, "
+                    "event_count, traits) VALUES (:id, :created_ms, :updated_ms, :first_seen_ms, "
+                    ":last_seen_ms, 0, '{}')"
+                ),
+                pending.profiles,
+            )
+        if pending.identities:
+            conn.execute(
+                text(
+                    "INSERT INTO identity (kind, value, profile_id, source_id, first_seen_ms, "
+                    "last_seen_ms, shared) VALUES (:kind, :value, :profile_id, :source_id, "
+                    ":first_seen_ms, :last_seen_ms, :shared)"
+                ),
+                pending.identities,
+            )
+        for ident in self._ident.values():
+            if ident is not None:
+                ident.new = False
+        if pending.seen:
+            conn.execute(
+                text(
+                    "UPDATE identity SET last_seen_ms = :at WHERE kind = :kind AND value = :value "
+                    "AND last_seen_ms < :at"
+                ),
+                [{"kind": k, "value": v, "at": at} for (k, v), at in pending.seen.items()],
+            )
+        for merge in pending.merges:
+            conn.execute(
+                text("UPDATE profile SET merged_into = :s WHERE id = :m OR merged_into = :m"),
+                {"s": merge["survivor_id"], "m": merge["merged_id"]},
+            )
+        if pending.merges:
+            conn.execute(
+                text(
+                    "INSERT INTO identity_merge (survivor_id, merged_id, rule, evidence, "
+                    "created_ms) VALUES (:survivor_id, :merged_id, :rule, :evidence, :created_ms)"
+                ),
+                pending.merges,
+            )
+        if pending.shared:
+            conn.execute(
+                text("UPDATE identity SET shared = :yes WHERE kind = :kind AND value = :value"),
+                [{"yes": True, "kind": k, "value": v} for k, v in pending.shared],
+            )
+        if pending.conflicts:
+            conn.execute(
+                text(
+                    "INSERT INTO identity_conflict (kind, value, profile_ids, reason, event_id, "
+                    "created_ms) VALUES (:kind, :value, :profile_ids, :reason, :event_id, "
+                    ":created_ms)"
+                ),
+                pending.conflicts,
+            )
+        for key, profile_id, evidence in pending.households:
+            link_household(conn, key, profile_id, evidence, self.now_ms)
+        # Roots moved by merges are now in the database; keep the cache flat.
+        for pid in list(self._root):
+            self._root[pid] = self.root(pid)
+        created = [p["id"] for p in pending.profiles]
+        self._pending = _Pending()
+        return created
+
+
+def link_household(conn: Connection, key: str, profile_id: int, evidence: str, now_ms: int) -> None:
+    """Add a profile to the household named by `key` (created when new); idempotent."""
+    from datetime import UTC, datetime
+
+    row = conn.execute(text("SELECT id FROM household WHERE key = :key"), {"key": key}).first()
+    if row is None:
+        household_id = conn.execute(
+            text("INSERT INTO household (key, created_ms) VALUES (:key, :now) RETURNING id"),
+            {"key": key, "now": now_ms},
+        ).scalar_one()
+    else:
+        household_id = row[0]
+    exists = conn.execute(
+        text("SELECT 1 FROM household_member WHERE household_id = :h AND profile_id = :p"),
+        {"h": household_id, "p": profile_id},
+    ).first()
+    if exists is None:
+        conn.execute(
+            text(
+                "INSERT INTO household_member (household_id, profile_id, evidence, since) "
+                "VALUES (:h, :p, :e, :since)"
+            ),
+            {
+                "h": household_id,
+                "p": profile_id,
+                "e": evidence,
+                "since": datetime.fromtimestamp(now_ms / 1000, UTC).date(),
+            },
+        )

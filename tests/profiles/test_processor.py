@@ -1,0 +1,388 @@
+"""The processor: one person across channels, guard rails, orders, consents, resuming."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from omnicanal.identity import service as identity
+from omnicanal.profiles import service
+from omnicanal.profiles.processor import Processor
+from omnicanal.store.engine import Database
+from tests.conftest import SourceKey, make_source
+
+T0 = "2026-03-01T10:00:00.000Z"
+
+
+def at(minutes: int) -> str:
+    hours, minute = divmod(minutes, 60)
+    return f"2026-03-01T{10 + hours:02d}:{minute:02d}:00.000Z"
+
+
+def send(client: TestClient, source: SourceKey, messages: list[dict[str, Any]]) -> None:
+    auth = base64.b64encode(f"{source.write_key}:".encode()).decode()
+    for i, message in enumerate(messages):
+        message.setdefault("messageId", f"{source.id}-{len(messages)}-{i}-{message.get('event')}")
+    answer = client.post(
+        "/v1/import", json={"batch": messages}, headers={"Authorization": f"Basic {auth}"}
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def process(db: Database, batch_size: int = 2_000) -> int:
+    return Processor(db, batch_size=batch_size).drain()
+
+
+def person(db: Database, reference: str) -> dict[str, Any]:
+    with db.engine.connect() as conn:
+        return service.profile_360(conn, reference)
+
+
+def people(db: Database) -> int:
+    with db.engine.connect() as conn:
+        return service.profile_count(conn)
+
+
+def test_anonymous_history_joins_the_person_at_identify(
+    client: TestClient, db: Database, source: SourceKey
+) -> None:
+    send(
+        client,
+        source,
+        [
+            {"type": "page", "anonymousId": "a1", "name": "Accueil", "timestamp": at(0)},
+            {"type": "track", "anonymousId": "a1", "event": "Product Viewed", "timestamp": at(1)},
+            {
+                "type": "identify",
+                "anonymousId": "a1",
+                "userId": "u1",
+                "traits": {"email": " Marie.Dupont@Exemple.FR ", "firstName": "Marie"},
+                "timestamp": at(2),
+            },
+        ],
+    )
+    assert process(db) == 3
+    found = person(db, "marie.dupont@exemple.fr")
+    assert people(db) == 1
+    assert {(i["kind"], i["value"]) for i in found["identities"]} == {
+        ("anonymous_id", "a1"),
+        ("user_id", "u1"),
+        ("email", "marie.dupont@exemple.fr"),
+    }
+    # One timeline, most recent first, the anonymous history included.
+    assert [(e["type"], e["event"]) for e in found["timeline"]] == [
+        ("identify", None),
+        ("track", "Product Viewed"),
+        ("page", "Accueil"),
+    ]
+    assert found["traits"]["firstName"]["value"] == "Marie"
+    assert found["traits"]["firstName"]["source"] == "web"
+    assert found["merges"] == []  # one profile from the start: nothing had to be joined
+
+
+def test_records_from_several_channels_merge_with_their_evidence_and_unmerge(
+    client: TestClient, db: Database
+) -> None:
+    web = make_source(db, "eshop", "web")
+    till = make_source(db, "till", "store:paris")
+    calls = make_source(db, "calls", "call_centre")
+    send(
+        client,
+        web,
+        [
+            {
+                "type": "identify",
+                "userId": "u1",
+                "anonymousId": "w1",
+                "traits": {"email": "jean@exemple.fr"},
+                "timestamp": at(0),
+            }
+        ],
+    )
+    send(
+        client,
+        calls,
+        [
+            {
+                "type": "track",
+                "anonymousId": "call:1",
+                "event": "Call Centre Contact",
+                "context": {"traits": {"phone": "06 71 28 45 93", "lastName": "Martin"}},
+                "timestamp": at(5),
+            }
+        ],
+    )
+    assert process(db) == 2
+    assert people(db) == 2
+    send(
+        client,
+        till,
+        [
+            {
+                "type": "track",
+                "anonymousId": "till:1",
+                "event": "Order Completed",
+                "properties": {
+                    "order_id": "T-1",
+                    "total": 59.9,
+                    "currency": "EUR",
+                    "products": [{"sku": "A", "price": 59.9, "quantity": 1}],
+                },
+                "context": {"traits": {"email": "JEAN@exemple.fr", "phone": "+33671284593"}},
+                "timestamp": at(10),
+            }
+        ],
+    )
+    assert process(db) == 1
+    assert people(db) == 1
+    found = person(db, "+33 6 71 28 45 93")
+    assert {c["channel"] for c in found["channels"]} == {"web", "call_centre", "store:paris"}
+    assert found["orders_by_channel"] == [
+        {"channel": "store:paris", "orders": 1, "revenue_eur": 59.9, "refunded_eur": 0.0}
+    ]
+    (merge,) = found["merges"]
+    assert merge["rule"] == "shared_identifier"
+    assert merge["evidence"]["kind"] == "phone"
+    assert merge["evidence"]["value"] == "+33671284593"
+    # Undo it: the call-centre record leaves with its identifiers and events, for good.
+    with db.engine.begin() as conn:
+        identity.unmerge(conn, merge["merged_id"])
+    assert people(db) == 2
+    split = person(db, str(merge["merged_id"]))
+    assert [e["event"] for e in split["timeline"]] == ["Call Centre Contact"]
+    send(
+        client,
+        till,
+        [
+            {
+                "type": "track",
+                "anonymousId": "till:2",
+                "event": "Store Visit",
+                "context": {"traits": {"email": "jean@exemple.fr", "phone": "0671284593"}},
+                "timestamp": at(20),
+            }
+        ],
+    )
+    process(db)
+    assert people(db) == 2  # a merge undone by hand is not redone
+
+
+def test_a_shared_family_email_never_merges_two_accounts(
+    client: TestClient, db: Database, source: SourceKey
+) -> None:
+    family = "famille.durand@exemple.fr"
+    send(
+        client,
+        source,
+        [
+            {"type": "identify", "userId": "u1", "traits": {"email": family}, "timestamp": at(0)},
+            {"type": "identify", "userId": "u2", "traits": {"email": family}, "timestamp": at(1)},
+            {
+                "type": "identify",
+                "anonymousId": "n1",
+                "traits": {"email": family},
+                "timestamp": at(2),
+            },
+        ],
+    )
+    process(db)
+    with db.engine.connect() as conn:
+        shared = conn.execute(text("SELECT shared FROM identity WHERE kind = 'email'")).scalar_one()
+        conflicts = conn.execute(text("SELECT reason FROM identity_conflict")).scalars().all()
+    assert shared
+    assert any("shared by several people" in c for c in conflicts)
+    assert people(db) == 3
+    household = person(db, "u1")["households"]
+    assert [h["key"] for h in household] == [f"email:{family}"]
+    assert person(db, "u2")["id"] in household[0]["members"]
+
+
+def test_a_generic_till_email_does_not_collapse_customers(client: TestClient, db: Database) -> None:
+    till = make_source(db, "till", "store:lyon")
+    send(
+        client,
+        till,
+        [
+            {
+                "type": "track",
+                "anonymousId": f"till:{i}",
+                "event": "Order Completed",
+                "properties": {"order_id": f"R{i}", "total": 10},
+                "context": {"traits": {"email": "magasin@boutique-lyon.fr"}},
+                "timestamp": at(i),
+            }
+            for i in range(30)
+        ],
+    )
+    process(db)
+    assert people(db) == 30
+
+
+def test_a_second_user_on_one_browser_is_another_person(
+    client: TestClient, db: Database, source: SourceKey
+) -> None:
+    send(
+        client,
+        source,
+        [
+            {"type": "identify", "userId": "u1", "anonymousId": "laptop", "timestamp": at(0)},
+            {"type": "identify", "userId": "u2", "anonymousId": "laptop", "timestamp": at(1)},
+        ],
+    )
+    process(db)
+    assert people(db) == 2
+    assert person(db, "u1")["id"] != person(db, "u2")["id"]
+
+
+def test_orders_refunds_and_click_and_collect(client: TestClient, db: Database) -> None:
+    web = make_source(db, "eshop", "web")
+    till = make_source(db, "till", "store:paris")
+    order = {
+        "type": "track",
+        "userId": "u1",
+        "event": "Order Completed",
+        "timestamp": at(0),
+        "properties": {
+            "order_id": "W-1",
+            "total": 120,
+            "revenue": 100,
+            "shipping": 5,
+            "tax": 20,
+            "currency": "EUR",
+            "fulfilment": "click_and_collect",
+            "products": [
+                {"sku": "A", "price": 40, "quantity": 2},
+                {"sku": "B", "price": 40, "quantity": 1},
+            ],
+        },
+    }
+    send(client, web, [order, {**order, "messageId": "a retry under another id"}])
+    send(
+        client,
+        till,
+        [
+            {
+                "type": "track",
+                "anonymousId": "till:p1",
+                "event": "Order Completed",
+                "timestamp": at(60),
+                "properties": {
+                    "order_id": "P-1",
+                    "total": 0,
+                    "fulfilment": "click_and_collect",
+                    "order_ref": "W-1",
+                },
+                "context": {"traits": {"card": "C-1"}},
+            },
+            {
+                "type": "track",
+                "userId": "u1",
+                "event": "Order Refunded",
+                "timestamp": at(90),
+                "properties": {
+                    "order_id": "W-1",
+                    "products": [{"sku": "A", "price": 40, "quantity": 1}],
+                },
+            },
+        ],
+    )
+    process(db)
+    with db.engine.connect() as conn:
+        orders = conn.execute(
+            text(
+                "SELECT order_key, store, fulfilment, status, total_eur_cents, "
+                "refunded_eur_cents FROM orders"
+            )
+        ).all()
+        lines = conn.execute(
+            text("SELECT sku, quantity, returned_quantity FROM order_line ORDER BY sku")
+        ).all()
+    assert [tuple(o) for o in orders] == [
+        ("W-1", "paris", "click_and_collect", "partially_refunded", 12000, 4000)
+    ]
+    assert [tuple(line) for line in lines] == [("A", 2, 1), ("B", 1, 0)]
+
+
+def test_consents_are_kept_when_they_change(
+    client: TestClient, db: Database, source: SourceKey
+) -> None:
+    consent = {"wording": "v2", "purposes": {"marketing": {"email": True, "sms": False}}}
+    send(
+        client,
+        source,
+        [
+            {
+                "type": "identify",
+                "userId": "u1",
+                "context": {"consent": consent},
+                "timestamp": at(0),
+            },
+            {
+                "type": "identify",
+                "userId": "u1",
+                "context": {"consent": consent},
+                "timestamp": at(1),
+            },
+            {
+                "type": "track",
+                "userId": "u1",
+                "event": "Unsubscribed",
+                "timestamp": at(2),
+                "properties": {"channel": "email"},
+            },
+        ],
+    )
+    process(db)
+    consents = person(db, "u1")["consents"]
+    assert [
+        (c["purpose"], c["channel"], c["granted"], c["wording_version"])
+        for c in consents["history"]
+    ] == [
+        ("marketing", "email", True, "v2"),
+        ("marketing", "sms", False, "v2"),
+        ("marketing", "email", False, None),
+    ]
+    current = {(c["purpose"], c["channel"]): c["granted"] for c in consents["current"]}
+    assert current == {("marketing", "email"): False, ("marketing", "sms"): False}
+
+
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_processing_in_small_batches_with_fresh_processors_gives_the_same_result(
+    client: TestClient, db: Database, source: SourceKey, batch_size: int
+) -> None:
+    messages = []
+    for p in range(20):
+        messages += [
+            {"type": "page", "anonymousId": f"a{p}", "timestamp": at(p)},
+            {
+                "type": "identify",
+                "anonymousId": f"a{p}",
+                "userId": f"u{p}",
+                "timestamp": at(p + 1),
+                "traits": {"email": f"p{p}@exemple.fr"},
+            },
+            {
+                "type": "track",
+                "anonymousId": f"till{p}",
+                "event": "Store Visit",
+                "timestamp": at(p + 2),
+                "context": {"traits": {"email": f"P{p}@exemple.fr"}},
+            },
+        ]
+    send(client, source, messages)
+    # A new processor per batch: nothing cached survives, as after a crash and restart.
+    while Processor(db, batch_size=batch_size).process_batch().events:
+        pass
+    assert people(db) == 20
+    with db.engine.connect() as conn:
+        processed = conn.execute(text("SELECT COUNT(*) FROM profile_event")).scalar_one()
+        checkpoint = conn.execute(
+            text("SELECT last_event_id FROM processor_checkpoint WHERE name = 'main'")
+        ).scalar_one()
+        last = conn.execute(text("SELECT MAX(id) FROM collect_event")).scalar_one()
+    assert processed == 60
+    assert checkpoint == last
