@@ -96,3 +96,62 @@ def test_rejected_list_shows_reasons(data, tmp_path) -> None:
     table = run("rejected", "list", "--data", str(data))
     assert "event:" in table
     assert "422" in table
+
+
+def test_process_then_show_search_unmerge_and_export(data, tmp_path) -> None:
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from omnicanal.api.app import create_app
+    from omnicanal.core.settings import Settings
+
+    key = run("sources", "create", "e-shop", "--channel", "web", "--data", str(data)).strip()
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+    settings = Settings(data_dir=data, processor={"enabled": False})
+    with TestClient(create_app(settings)) as client:
+        answer = client.post(
+            "/v1/import",
+            headers=auth,
+            json={
+                "batch": [
+                    {"type": "page", "anonymousId": "a1", "timestamp": "2026-05-01T10:00:00Z"},
+                    {
+                        "type": "identify",
+                        "userId": "u1",
+                        "traits": {"email": "lea@exemple.fr", "lastName": "Petit"},
+                        "timestamp": "2026-05-01T10:01:00Z",
+                    },
+                    {
+                        "type": "identify",
+                        "anonymousId": "a1",
+                        "traits": {"email": "lea@exemple.fr"},
+                        "timestamp": "2026-05-01T10:02:00Z",
+                    },
+                ]
+            },
+        )
+        assert answer.status_code == 200, answer.text
+    stats = json.loads(run("stats", "--json", "--data", str(data)))
+    assert stats["unprocessed"] == 3
+    assert "3" in run("process", "--once", "--data", str(data))
+    stats = json.loads(run("stats", "--json", "--data", str(data)))
+    assert (stats["profiles"], stats["unprocessed"]) == (1, 0)
+    shown = json.loads(run("profiles", "show", "lea@exemple.fr", "--json", "--data", str(data)))
+    assert {i["value"] for i in shown["identities"]} == {"a1", "u1", "lea@exemple.fr"}
+    (merge,) = shown["merges"]
+    assert merge["rule"] == "shared_identifier"
+    assert "Pourquoi ces fiches sont réunies" in run("profiles", "show", "u1", "--data", str(data))
+    found = json.loads(run("profiles", "search", "petit", "--json", "--data", str(data)))
+    assert [p["id"] for p in found] == [shown["id"]]
+    out = tmp_path / "identities.parquet"
+    run("identity", "export", str(out), "--data", str(data))
+    import pyarrow.parquet as pq
+
+    exported = pq.read_table(out).to_pylist()
+    assert {row["person_id"] for row in exported} == {shown["id"]}
+    assert "annulée" in run("profiles", "unmerge", str(merge["merged_id"]), "--data", str(data))
+    assert json.loads(run("stats", "--json", "--data", str(data)))["profiles"] == 2
+    missing = runner.invoke(app, ["profiles", "show", "nobody@exemple.fr", "--data", str(data)])
+    assert missing.exit_code == 1
+    assert "no profile" in missing.output

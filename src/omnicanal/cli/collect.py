@@ -160,7 +160,7 @@ def _tail_table() -> Table:
 
 
 def stats(data: Path | None = DataOption, as_json: bool = JsonOption) -> None:
-    """Count events by type and source, and rejected events."""
+    """Count events by type and source, rejected events, and profiles."""
     with session_for(data) as session:
         result = service.stats(session=session)
     if as_json:
@@ -171,4 +171,7 @@ def stats(data: Path | None = DataOption, as_json: bool = JsonOption) -> None:
         by_type = ", ".join(f"{k} {v}" for k, v in s.events.items())
         table.add_row(s.name, s.channel, str(sum(s.events.values())), str(s.rejected), by_type)
     console.print(table)
-    console.print(f"events {result.events} · rejected {result.rejected}")
+    console.print(
+        f"events {result.events} · rejected {result.rejected} · profiles {result.profiles}"
+        f" · not yet processed {result.unprocessed}"
+    )

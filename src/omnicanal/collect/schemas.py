@@ -95,3 +95,5 @@ class StatsRead(BaseModel):
     refused_without_source: int = Field(
         description="Requests refused before a source was known (bad write key), since start."
     )
+    profiles: int = Field(0, description="People known: profiles, merged ones counted once.")
+    unprocessed: int = Field(0, description="Events in the log the processor has not reached yet.")

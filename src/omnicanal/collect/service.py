@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from omnicanal.collect.models import Counter, Event, RejectedEvent, Source
@@ -169,7 +169,20 @@ def stats(*, session: Session, refused_without_source: int = 0) -> StatsRead:
                 rejected=counts.get("rejected", 0),
             )
         )
+    # People and processing progress, read by table name: the processor (a higher layer)
+    # owns these tables.
+    profiles = session.execute(
+        text("SELECT COUNT(*) FROM profile WHERE merged_into IS NULL")
+    ).scalar_one()
+    checkpoint = session.execute(
+        text("SELECT COALESCE(MAX(last_event_id), 0) FROM processor_checkpoint WHERE name = 'main'")
+    ).scalar_one()
+    unprocessed = session.scalar(
+        select(func.count()).select_from(Event).where(Event.id > checkpoint)
+    )
     return StatsRead(
+        profiles=int(profiles),
+        unprocessed=int(unprocessed or 0),
         events=sum(by_type.values()),
         events_by_type=dict(sorted(by_type.items())),
         rejected=sum(s.rejected for s in sources),
