@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 import time
@@ -25,6 +26,7 @@ from omnicanal.cli.context import (
     settings_for,
 )
 from omnicanal.core.errors import OmnicanalError
+from omnicanal.identity import linkage
 from omnicanal.identity import service as identity
 from omnicanal.profiles import service
 from omnicanal.profiles.processor import BatchResult, Processor
@@ -273,3 +275,88 @@ def export(file: Path, data: Path | None = DataOption) -> None:
     else:
         pq.write_table(table, file)
     console.print(f"{len(rows):,} identifiants écrits dans {file}.")
+
+
+@identity_app.command("match")
+def match(data: Path | None = DataOption, as_json: bool = JsonOption) -> None:
+    """Score people without a shared key (Splink): merge sure matches, queue doubtful ones."""
+    settings = settings_for(data)
+    db = open_database(settings)
+    try:
+        with console.status("Rapprochement probabiliste…") as status, db.engine.begin() as conn:
+            done = linkage.run(
+                conn,
+                settings.identity,
+                progress=lambda step: status.update(f"Rapprochement : {step}…"),
+            )
+    finally:
+        db.dispose()
+    if as_json:
+        print_json(dataclasses.asdict(done))
+        return
+    console.print(
+        f"{done.records:,} personnes comparées, {done.pairs:,} paires notées : "
+        f"{done.merged:,} fusions, {done.refused:,} refusées par les garde-fous, "
+        f"{done.queued:,} à vérifier ({done.seconds:.1f} s)."
+    )
+
+
+@identity_app.command("review")
+def review(
+    data: Path | None = DataOption,
+    accept: int | None = typer.Option(None, "--accept", help="Merge the pair of this review."),
+    reject: int | None = typer.Option(None, "--reject", help="Mark the pair as two people."),
+    as_json: bool = JsonOption,
+    limit: int = typer.Option(50, "--limit"),
+) -> None:
+    """List the matches waiting for a decision, or decide one."""
+    settings = settings_for(data)
+    db = open_database(settings)
+    try:
+        if accept is not None or reject is not None:
+            review_id = accept if accept is not None else reject
+            assert review_id is not None
+            with db.engine.begin() as conn:
+                outcome = linkage.decide_review(
+                    conn, review_id, accept is not None, settings.identity
+                )
+            console.print(f"Vérification {review_id} : {outcome}.")
+            return
+        with db.engine.connect() as conn:
+            queue = linkage.pending(conn, limit)
+            people = {
+                pid: service.summary(conn, root)
+                for item in queue
+                for pid in (item["left_id"], item["right_id"])
+                if (root := identity.root_of(conn, pid)) is not None
+            }
+    except OmnicanalError as exc:
+        err_console.print(f"[red]{exc.title}[/red]: {exc.detail}")
+        raise typer.Exit(1) from exc
+    finally:
+        db.dispose()
+    if as_json:
+        print_json(
+            [
+                {**item, "left": people.get(item["left_id"]), "right": people.get(item["right_id"])}
+                for item in queue
+            ]
+        )
+        return
+    table = Table("n°", "probabilité", "fiche A", "fiche B", "comparaison", title="À vérifier")
+    for item in queue:
+        left, right = people.get(item["left_id"], {}), people.get(item["right_id"], {})
+        table.add_row(
+            str(item["id"]),
+            f"{item['probability']:.2f}",
+            _who(left),
+            _who(right),
+            ", ".join(f"{k}: {v}" for k, v in item["evidence"].items()),
+        )
+    console.print(table)
+    console.print("Décider : omnicanal identity review --accept N | --reject N")
+
+
+def _who(p: dict[str, Any]) -> str:
+    parts = [p.get("first_name"), p.get("last_name"), p.get("postcode"), p.get("email")]
+    return " ".join(str(x) for x in parts if x) or "—"

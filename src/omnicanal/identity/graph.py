@@ -398,6 +398,30 @@ class Graph:
             }
         )
 
+    def merge_profiles(self, a: int, b: int, rule: str, evidence: dict[str, Any]) -> str:
+        """Merge two profiles' clusters under the guard rails (used by matching and review).
+
+        Returns `merged`, `same` (already one person) or `refused` (a limit, or a merge
+        someone undid by hand, stands in the way; the refusal is recorded).
+        """
+        root_a, root_b = self.root(a), self.root(b)
+        if root_a == root_b:
+            return "same"
+        if not self._compatible(root_a, root_b):
+            self._pending.conflicts.append(
+                {
+                    "kind": rule,
+                    "value": f"{a}~{b}",
+                    "profile_ids": orjson.dumps(sorted({root_a, root_b})).decode(),
+                    "reason": "a match would join people the guard rails keep apart",
+                    "event_id": None,
+                    "created_ms": self.now_ms,
+                }
+            )
+            return "refused"
+        self._merge(root_a, root_b, rule, evidence)
+        return "merged"
+
     # -- writing ---------------------------------------------------------------------
 
     def flush(self) -> list[int]:

@@ -1,0 +1,165 @@
+"""Probabilistic matching applied to the store: merges with evidence, guard rails, review."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from faker import Faker
+from sqlalchemy import text
+
+from omnicanal.core.errors import InvalidError
+from omnicanal.identity import linkage
+from omnicanal.profiles import service
+from omnicanal.profiles.processor import Processor
+from omnicanal.store.engine import Database
+from tests.conftest import make_source
+from tests.profiles.logs import write_log
+
+PEOPLE = 400
+
+
+def _typo(rng: random.Random, word: str) -> str:
+    i = rng.randrange(1, len(word))
+    return word[:i] + word[i + 1 :] if rng.random() < 0.5 else word[:i] + "e" + word[i:]
+
+
+def _world(rng: random.Random) -> tuple[list[dict[str, Any]], list[dict[str, Any]], set[int]]:
+    fake = Faker("fr_FR")
+    fake.seed_instance(7)
+    web: list[dict[str, Any]] = []
+    till: list[dict[str, Any]] = []
+    copied: set[int] = set()
+    for p in range(PEOPLE):
+        first, last = fake.first_name(), fake.last_name()
+        postcode, street = fake.postcode(), fake.street_address()
+        web.append(
+            {
+                "type": "identify",
+                "userId": f"u{p}",
+                "timestamp": "2026-02-01T10:00:00Z",
+                "traits": {
+                    "firstName": first,
+                    "lastName": last,
+                    "email": f"c{p}@exemple.fr",
+                    "address": {"postalCode": postcode, "street": street},
+                },
+            }
+        )
+        if p % 4 == 0:  # a till receipt with a name, a postcode, and sometimes a typo
+            copied.add(p)
+            name = _typo(rng, last) if rng.random() < 0.4 and len(last) > 4 else last
+            till.append(
+                {
+                    "type": "track",
+                    "event": "Order Completed",
+                    "anonymousId": f"till:{p}",
+                    "timestamp": "2026-03-01T10:00:00Z",
+                    "properties": {"order_id": f"T{p}", "total": 30},
+                    "context": {
+                        "traits": {
+                            "firstName": first,
+                            "lastName": name,
+                            "address": {"postalCode": postcode, "street": street},
+                        }
+                    },
+                }
+            )
+    # Two account holders with the same name at the same address: never one person.
+    for twin in ("a", "b"):
+        web.append(
+            {
+                "type": "identify",
+                "userId": f"twin-{twin}",
+                "timestamp": "2026-02-02T10:00:00Z",
+                "traits": {
+                    "firstName": "Camille",
+                    "lastName": "Lefebvre",
+                    "email": f"camille.{twin}@exemple.fr",
+                    "address": {"postalCode": "69003", "street": "4 rue Paul Bert"},
+                },
+            }
+        )
+    return web, till, copied
+
+
+def test_till_receipts_join_their_customers_and_guard_rails_hold(db: Database) -> None:
+    rng = random.Random(3)
+    web, till, copied = _world(rng)
+    write_log(db, make_source(db, "eshop", "web").id, web)
+    write_log(db, make_source(db, "till", "store:lyon").id, till)
+    Processor(db).drain()
+    with db.engine.connect() as conn:
+        before = service.profile_count(conn)
+    assert before == PEOPLE + 2 + len(till)
+
+    with db.engine.begin() as conn:
+        done = linkage.run(conn)
+    with db.engine.connect() as conn:
+        joined = {
+            int(r.anonymous.split(":")[1])
+            for r in conn.execute(
+                text(
+                    "SELECT i.value AS anonymous FROM identity i "
+                    "JOIN profile p ON p.id = i.profile_id "
+                    "JOIN identity u ON u.kind = 'user_id' JOIN profile q ON q.id = u.profile_id "
+                    "WHERE i.kind = 'anonymous_id' AND i.value LIKE 'till:%' "
+                    "AND COALESCE(p.merged_into, p.id) = COALESCE(q.merged_into, q.id) "
+                    "AND u.value = 'u' || SUBSTR(i.value, 6)"
+                )
+            )
+        }
+        wrong = conn.execute(
+            text(
+                "SELECT COUNT(*) FROM identity i JOIN profile p ON p.id = i.profile_id "
+                "JOIN identity u ON u.kind = 'user_id' JOIN profile q ON q.id = u.profile_id "
+                "WHERE i.kind = 'anonymous_id' AND i.value LIKE 'till:%' "
+                "AND COALESCE(p.merged_into, p.id) = COALESCE(q.merged_into, q.id) "
+                "AND u.value <> 'u' || SUBSTR(i.value, 6)"
+            )
+        ).scalar_one()
+        merges = (
+            conn.execute(text("SELECT evidence FROM identity_merge WHERE rule = 'match'"))
+            .scalars()
+            .all()
+        )
+        twins = {service.resolve(conn, "twin-a"), service.resolve(conn, "twin-b")}
+    assert wrong == 0  # no receipt given to the wrong customer
+    assert len(joined) / len(copied) >= 0.9
+    assert done.merged == len(merges)
+    assert '"probability"' in merges[0]
+    assert '"last_name"' in merges[0]
+    assert len(twins) == 2  # same name, same address, two accounts: two people
+
+
+def test_review_queue_accept_and_reject(db: Database) -> None:
+    rng = random.Random(5)
+    web, till, _copied = _world(rng)
+    write_log(db, make_source(db, "eshop", "web").id, web)
+    write_log(db, make_source(db, "till", "store:lyon").id, till)
+    Processor(db).drain()
+    with db.engine.connect() as conn:
+        a, b = (service.resolve(conn, f"u{p}") for p in (1, 2))
+        c, d = (service.resolve(conn, f"u{p}") for p in (3, 5))
+    with db.engine.begin() as conn:
+        for left, right in ((a, b), (c, d)):
+            conn.execute(
+                text(
+                    "INSERT INTO identity_match_review (left_id, right_id, probability, evidence, "
+                    'status, created_ms) VALUES (:l, :r, 0.7, \'{"postcode": "exact"}\', '
+                    "'pending', 0)"
+                ),
+                {"l": left, "r": right},
+            )
+    with db.engine.connect() as conn:
+        queue = linkage.pending(conn)
+    assert [(q["left_id"], q["right_id"]) for q in queue] == [(a, b), (c, d)]
+    with db.engine.begin() as conn:
+        # Two account holders: accepting cannot merge them, the guard rails refuse.
+        assert linkage.decide_review(conn, queue[0]["id"], accept=True) == "refused"
+        assert linkage.decide_review(conn, queue[1]["id"], accept=False) == "rejected"
+    with db.engine.begin() as conn, pytest.raises(InvalidError):
+        linkage.decide_review(conn, queue[1]["id"], accept=True)
+    with db.engine.connect() as conn:
+        assert linkage.pending(conn) == []
