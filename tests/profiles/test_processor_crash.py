@@ -177,3 +177,39 @@ def test_kill_9_mid_batch_then_resume(db: Database, database_url: str, tmp_path:
             conn.execute(text(f"DELETE FROM {table}"))
     Processor(db).drain()
     assert snapshot(db) == after_crash
+
+
+def test_two_workers_on_postgresql_share_the_log_safely(
+    backend: str, db: Database, database_url: str, tmp_path: Path
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("several processor processes are a PostgreSQL deployment")
+    source = make_source(db, "eshop", "web")
+    sent = messages()
+    write_log(db, source.id, sent)
+    env = {**os.environ, "OMNICANAL_DATABASE_URL": database_url}
+    command = [
+        sys.executable,
+        "-m",
+        "omnicanal.cli",
+        "process",
+        "--data",
+        str(tmp_path),
+        "--batch",
+        "300",
+        "--once",
+    ]
+    workers = [
+        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    for worker in workers:
+        _out, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err.decode()
+    shared = snapshot(db)
+    assert sum(len(g) for g in shared["people"]) == len(sent)
+    with db.engine.begin() as conn:
+        for table in DERIVED:
+            conn.execute(text(f"DELETE FROM {table}"))
+    Processor(db).drain()
+    assert snapshot(db) == shared
