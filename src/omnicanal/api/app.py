@@ -12,12 +12,13 @@ from fastapi import FastAPI
 from omnicanal import __version__
 from omnicanal.api import problems
 from omnicanal.collect import api as collect_api
-from omnicanal.collect import browser
+from omnicanal.collect import browser, imports_api
 from omnicanal.collect.cors import CollectCorsMiddleware
 from omnicanal.collect.ingest import Collector
 from omnicanal.collect.writer import EventWriter
 from omnicanal.core.settings import Settings, get_settings
 from omnicanal.profiles import api as profiles_api
+from omnicanal.profiles import imports as profile_imports
 from omnicanal.profiles.processor import Processor
 from omnicanal.store.engine import Database, make_engine
 from omnicanal.store.migrate import upgrade
@@ -105,6 +106,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(collect_api.tracking)
     app.include_router(collect_api.beacon)
     app.include_router(collect_api.management)
+    profile_imports.register()  # catalogue, stock and costs join the import kinds
+    app.include_router(imports_api.router)
     app.include_router(browser.router)
     app.include_router(profiles_api.router)
     app.include_router(pages.router)

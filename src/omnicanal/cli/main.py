@@ -14,6 +14,7 @@ from omnicanal.api.app import create_app, open_database
 from omnicanal.auth import service as auth_service
 from omnicanal.auth.schemas import TokenCreate
 from omnicanal.cli import collect as collect_cli
+from omnicanal.cli import imports as imports_cli
 from omnicanal.cli import profiles as profiles_cli
 from omnicanal.cli.context import (
     DataOption,
@@ -32,6 +33,7 @@ tokens_app = typer.Typer(help="Admin API tokens.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tokens_app, name="tokens")
 collect_cli.register(app)
+imports_cli.register(app)
 profiles_cli.register(app)
 app.command()(demo)
 

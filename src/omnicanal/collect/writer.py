@@ -550,3 +550,35 @@ class _PostgresBatch(_Batch):
         self.cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOG_APPEND_LOCK,))
         self.cur.execute(self._INSERT)
         return {(t, k) for t, k in self.cur.fetchall()}
+
+
+def append_rows(connection: Any, source_id: int, rows: list[Row]) -> list[Row]:
+    """Insert one source's rows in the caller's open transaction; return the new ones.
+
+    The writer's own SQL, digest-collision handling and counters, without its commit:
+    the rows join whatever else the caller's transaction writes, so a file import is
+    all or nothing. `connection` is a SQLAlchemy Connection inside a transaction.
+    """
+    dbapi = connection.connection.dbapi_connection
+    job = Job(source_id, rows, [])
+    if connection.dialect.name == "sqlite":
+        lite = _SqliteBatch(dbapi, [job], RecentMessages(0))
+        lite.cur.execute("SELECT coalesce(max(id), 0) FROM collect_event")
+        before = lite.cur.fetchone()[0]
+        pairs = lite._pairs()
+        if lite._insert_many(pairs) == len(pairs):
+            stored = {row.key for _, row in pairs}
+        else:
+            stored = lite._resolve(before, pairs)
+        lite._finish(stored)
+    else:
+        pg = _PostgresBatch(dbapi, [job], RecentMessages(0))
+        pg.cur.execute(pg._STAGE)
+        pg._staged = True  # the staging table may hold an earlier call's rows: emptied first
+        pairs = pg._pairs()
+        stored = pg._insert(pairs)
+        for sid, row in pairs:
+            if row.key not in stored and pg._collided(sid, row) and pg._salted(sid, row):
+                stored |= pg._insert([(sid, row)])
+        pg._finish(stored)
+    return [row for _, row in pairs if row.key in stored]

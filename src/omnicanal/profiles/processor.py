@@ -484,6 +484,9 @@ class _Batch:
             if store
             else (store_channel.split(":", 1)[1] if store_channel else None)
         )
+        if store_channel and store_name and not key.startswith(f"{store_name}:"):
+            # Till receipt numbers restart in every store: the store is part of the key.
+            key = f"{store_name}:{key}"[:255]
         reference = props.get("order_ref")
         if fulfilment == "click_and_collect" and reference and store_channel:
             # A click & collect pick-up at the till: the e-shop order was the sale.
@@ -558,12 +561,13 @@ class _Batch:
             amount = _cents(props.get("revenue"))
         order = None
         if key not in (None, ""):
+            store = channel.split(":", 1)[1] if channel.startswith("store:") else None
             order = self.conn.execute(
                 text(
-                    "SELECT id, total_eur_cents FROM orders WHERE order_key = :k "
+                    "SELECT id, total_eur_cents FROM orders WHERE order_key IN (:k, :in_store) "
                     "ORDER BY id LIMIT 1"
                 ),
-                {"k": str(key)},
+                {"k": str(key), "in_store": f"{store}:{key}" if store else str(key)},
             ).first()
         if order is None and returned:
             order = self._order_holding(
