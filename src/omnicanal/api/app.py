@@ -18,6 +18,7 @@ from omnicanal.collect.ingest import Collector
 from omnicanal.collect.writer import EventWriter
 from omnicanal.core.settings import Settings, get_settings
 from omnicanal.profiles import api as profiles_api
+from omnicanal.profiles import catalogue_api
 from omnicanal.profiles import imports as profile_imports
 from omnicanal.profiles.processor import Processor
 from omnicanal.store.engine import Database, make_engine
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(imports_api.router)
     app.include_router(browser.router)
     app.include_router(profiles_api.router)
+    app.include_router(catalogue_api.router)
     app.include_router(pages.router)
     app.add_middleware(CollectCorsMiddleware, origins=settings.collect.allowed_origins)
     return app

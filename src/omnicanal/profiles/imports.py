@@ -145,7 +145,7 @@ def _existing(conn: Connection, table: Table, keys: list[Any], *columns: str) ->
     return found
 
 
-def _write_catalogue(conn: Connection, products: dict[str, dict[str, Any]], now: int) -> int:
+def write_catalogue(conn: Connection, products: dict[str, dict[str, Any]], now: int) -> int:
     table = _table(Product)
     known = _existing(conn, table, list(products), "sku")
     new: list[dict[str, Any]] = []
@@ -185,7 +185,7 @@ def load_catalogue(
     if table.errors:
         return result
     with db.engine.begin() as conn:
-        result.stored = _write_catalogue(conn, products, _ms(utcnow()))
+        result.stored = write_catalogue(conn, products, _ms(utcnow()))
         finish_run(conn, run_id, result)
     return result
 
@@ -217,7 +217,7 @@ def stock_location(value: str) -> str | None:
 
 
 @dataclass(slots=True)
-class _Level:
+class StockLevelRow:
     sku: str
     location: str
     quantity: int
@@ -227,8 +227,8 @@ class _Level:
 
 def _stock_rows(
     rows: Iterable[tuple[int, dict[str, Any]]], now: int, errors: ErrorLog
-) -> list[_Level]:
-    levels: list[_Level] = []
+) -> list[StockLevelRow]:
+    levels: list[StockLevelRow] = []
     seen: dict[tuple[str, str, int], int] = {}
     for line, values in rows:
         location = stock_location(values["location"])
@@ -245,11 +245,11 @@ def _stock_rows(
             )
             continue
         seen[key] = line
-        levels.append(_Level(values["sku"][:120], location, values["quantity"], when, line))
+        levels.append(StockLevelRow(values["sku"][:120], location, values["quantity"], when, line))
     return sorted(levels, key=lambda level: (level.sku, level.location, level.ms))
 
 
-def _write_stock(conn: Connection, levels: list[_Level]) -> int:
+def write_stock(conn: Connection, levels: list[StockLevelRow]) -> int:
     table = _table(StockLevel)
     keys = sorted({(lv.sku, lv.location) for lv in levels})
     known = {
@@ -318,7 +318,7 @@ def load_stock(
     if table.errors:
         return result
     with db.engine.begin() as conn:
-        result.stored = _write_stock(conn, levels)
+        result.stored = write_stock(conn, levels)
         finish_run(conn, run_id, result)
     return result
 
