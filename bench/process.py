@@ -51,6 +51,7 @@ from omnicanal.store.migrate import upgrade
 
 console = Console()
 DOCS = ROOT / "docs" / "benchmarks.md"
+LOAD_AT_START = os.getloadavg()[0]
 START = datetime(2024, 1, 8, 9, 0, tzinfo=UTC)
 SOURCES = (
     ("eshop", "web"),
@@ -406,7 +407,7 @@ def main() -> None:
                 url = f"sqlite:///{root / 'bench.db'}"
                 lag_url = f"sqlite:///{root / 'lag' / 'omnicanal.db'}"
             else:
-                cluster = DurableCluster(root / "pg")
+                cluster = DurableCluster()
                 cluster.start()
                 url = cluster.create_database("bench")
                 lag_url = cluster.create_database("lag")
@@ -458,6 +459,9 @@ def _write(m: Any, rows: list[list[str]], table: Table, argv: str, lag_rate: int
         f"- Machine: {m.cpu}, {m.cores} cores, {m.ram_gib:.0f} GiB RAM, Python {m.python}; "
         f"commit {m.commit}" + (f" (with uncommitted changes to {m.dirty})" if m.dirty else ""),
         f"- Command: `python -m bench.process {argv}`".rstrip(),
+        f"- Other work on the machine: load average {LOAD_AT_START:.2f} at the start, {os.getloadavg()[0]:.2f} at the end "
+        "(2 cores; the floor column, measured in the same run, shows how fast the machine "
+        "was).",
         "- Throughput: a log of realistic shop events (anonymous browsing on 1-3 devices, "
         "identify at sign-in, orders with lines, till receipts with a loyalty card, newsletter "
         "opens) drained by one processor in this process: identity resolution, profile update, "
