@@ -459,7 +459,8 @@ def _write(m: Any, rows: list[list[str]], table: Table, argv: str, lag_rate: int
         f"- Machine: {m.cpu}, {m.cores} cores, {m.ram_gib:.0f} GiB RAM, Python {m.python}; "
         f"commit {m.commit}" + (f" (with uncommitted changes to {m.dirty})" if m.dirty else ""),
         f"- Command: `python -m bench.process {argv}`".rstrip(),
-        f"- Other work on the machine: load average {LOAD_AT_START:.2f} at the start, {os.getloadavg()[0]:.2f} at the end "
+        f"- Other work on the machine: load average {LOAD_AT_START:.2f} at the start, "
+        f"{os.getloadavg()[0]:.2f} at the end "
         "(2 cores; the floor column, measured in the same run, shows how fast the machine "
         "was).",
         "- Throughput: a log of realistic shop events (anonymous browsing on 1-3 devices, "
