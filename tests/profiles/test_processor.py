@@ -305,6 +305,10 @@ def test_orders_refunds_and_click_and_collect(client: TestClient, db: Database) 
         ("W-1", "paris", "click_and_collect", "partially_refunded", 12000, 4000)
     ]
     assert [tuple(line) for line in lines] == [("A", 2, 1), ("B", 1, 0)]
+    # Collecting the order with its reference joins the receipt (and its card) to the buyer.
+    buyer = person(db, "u1")
+    assert person(db, "C-1")["id"] == buyer["id"]
+    assert [m["rule"] for m in buyer["merges"]] == ["order_reference"]
 
 
 def test_consents_are_kept_when_they_change(

@@ -130,7 +130,7 @@ def test_kill_9_mid_batch_then_resume(db: Database, database_url: str, tmp_path:
         "--data",
         str(tmp_path),
         "--batch",
-        "500",
+        "200",
     ]
     worker = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -138,8 +138,8 @@ def test_kill_9_mid_batch_then_resume(db: Database, database_url: str, tmp_path:
     deadline = time.monotonic() + 120
     checkpoint = 0
     with db.engine.connect() as conn:
-        while checkpoint < len(sent) * 0.3 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while checkpoint < len(sent) * 0.05 and time.monotonic() < deadline:
+            time.sleep(0.01)
             checkpoint = conn.execute(
                 text(
                     "SELECT COALESCE(MAX(last_event_id), 0) FROM processor_checkpoint "

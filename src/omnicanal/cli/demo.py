@@ -1,17 +1,23 @@
-"""`omnicanal demo`: load the demo data through the real API, then serve."""
+"""`omnicanal demo`: generate the demo retailer, load it through the real API, then serve.
+
+The world is generated into `<data>/demo/` (import files) and `<data>/ground-truth/`
+(the true answers, for evaluation). Messages go through `/v1/import` and files
+through the importers API of the running server, exactly as a retailer's systems
+would send them; then the processor works the log, probabilistic matching joins the
+noisy offline records, and the product serves. Running it again on a loaded folder
+loads nothing twice.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
 from pathlib import Path
 
-import httpx
 import typer
 import uvicorn
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy.orm import Session
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import text
 
 from omnicanal.api.app import create_app, open_database
 from omnicanal.auth import service as auth_service
@@ -19,70 +25,91 @@ from omnicanal.auth.schemas import TokenCreate
 from omnicanal.cli.context import DataOption, console, settings_for
 from omnicanal.collect import service as collect_service
 from omnicanal.collect.schemas import SourceCreate
-from omnicanal.core.clock import utcnow
-from omnicanal.demo import sample
+from omnicanal.core.errors import InvalidError
+from omnicanal.core.settings import Settings
+from omnicanal.demo.load import load
+from omnicanal.demo.retailer import SOURCES, generate
+from omnicanal.identity import linkage
+from omnicanal.profiles.processor import BatchResult, Processor
+from omnicanal.store.engine import Database
 
-BATCH = 100
 
-
-def _create_sources(session: Session) -> dict[str, str] | None:
+def _create_sources(db: Database, sources: list[tuple[str, str]]) -> dict[str, str] | None:
     """Create the demo sources; None when a previous run already did."""
-    existing = {s.name for s in collect_service.list_sources(session=session)}
-    if {name for name, _ in sample.SOURCES} <= existing:
-        return None
-    return {
-        name: collect_service.create_source(
-            session=session,
-            data=SourceCreate(
-                name=f"{name}-{int(time.time())}" if name in existing else name, channel=channel
-            ),
-        ).write_key
-        for name, channel in sample.SOURCES
-    }
+    with db.sessions.begin() as session:
+        existing = {s.name for s in collect_service.list_sources(session=session)}
+        if {name for name, _ in sources} <= existing:
+            return None
+        return {
+            name: collect_service.create_source(
+                session=session, data=SourceCreate(name=name, channel=channel)
+            ).write_key
+            for name, channel in sources
+            if name not in existing
+        }
 
 
-def _load(url: str, keys: dict[str, str], messages: list[sample.Message]) -> None:
-    """Send the messages in batches through /v1/import, with a progress bar."""
-    by_source: dict[str, list[dict[str, object]]] = defaultdict(list)
-    for message in messages:
-        by_source[message.source].append(message.body)
+def _process(db: Database, settings: Settings) -> Processor:
+    """Work the whole log with a progress bar; return the processor to keep running."""
+    with db.engine.connect() as conn:
+        total = conn.execute(text("SELECT COUNT(*) FROM collect_event")).scalar_one()
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TimeRemainingColumn(),
+        TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console) as progress, httpx.Client(timeout=60) as client:
-        task = progress.add_task("Chargement des événements", total=len(messages))
-        for source, bodies in by_source.items():
-            for start in range(0, len(bodies), BATCH):
-                chunk = bodies[start : start + BATCH]
-                answer = client.post(
-                    f"{url}/v1/import", json={"batch": chunk}, auth=(keys[source], "")
-                )
-                answer.raise_for_status()
-                progress.advance(task, len(chunk))
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("Traitement : identités, profils, commandes", total=total)
+
+        def advance(result: BatchResult) -> None:
+            progress.advance(task, result.events)
+
+        processor = Processor(db, identity=settings.identity, on_batch=advance)
+        processor.drain()
+    processor.on_batch = None
+    return processor
+
+
+def _match(db: Database, settings: Settings) -> None:
+    """Join the noisy offline records by probabilistic matching, when there are enough."""
+    try:
+        with (
+            console.status("Rapprochement probabiliste des fiches hors ligne…"),
+            db.engine.begin() as conn,
+        ):
+            matched = linkage.run(conn, settings.identity)
+    except InvalidError as exc:  # too few people to learn from, in a tiny demo
+        console.print(f"Rapprochement probabiliste non lancé : {exc.detail}")
+        return
+    console.print(
+        f"Rapprochement : {matched.merged:,} fusions, {matched.queued:,} paires à "
+        "vérifier.".replace(",", " ")
+    )
 
 
 def demo(
-    customers: int = typer.Option(300, help="How many customers to simulate."),
+    customers: int = typer.Option(20_000, help="How many customers to simulate."),
     months: int = typer.Option(24, help="How many months of history."),
-    seed: int = typer.Option(42, help="Random seed: the same seed gives the same data."),
+    seed: int = typer.Option(0, help="Random seed: the same seed gives the same retailer."),
     data: Path | None = DataOption,
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Keep serving once loaded."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
 ) -> None:
-    """Load the demo retailer's events through the real API, then serve the product."""
+    """Load the demo retailer through the real API and importers, then serve the product."""
     settings = settings_for(data)
     db = open_database(settings)
     with db.sessions.begin() as session:
-        keys = _create_sources(session)
         token = auth_service.create(session=session, data=TokenCreate(name="demo")).token
-    db.dispose()
+    # While loading, the demo runs the processor itself (after the load, with a progress
+    # bar) rather than beside collection, where both would share the write lock.
+    loading = settings.model_copy(
+        update={"processor": settings.processor.model_copy(update={"enabled": False})}
+    )
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings),
+            create_app(loading, db),
             host=host,
             port=port,
             loop="uvloop",
@@ -93,18 +120,41 @@ def demo(
     )
     url = f"http://{host}:{port}"
     failure: list[BaseException] = []
+    stop = threading.Event()
+    workers: list[threading.Thread] = []
 
-    def load() -> None:
+    def run() -> None:
         try:
             while not server.started:
                 time.sleep(0.05)
+            started = time.perf_counter()
+            keys = _create_sources(db, list(SOURCES))
             if keys is None:
                 console.print("Données de démonstration déjà chargées.")
             else:
-                messages = sample.generate(
-                    customers=customers, months=months, seed=seed, end=utcnow()
+                with console.status("Génération du commerçant de démonstration…"):
+                    dataset = generate(
+                        customers=customers,
+                        months=months,
+                        seed=seed,
+                        out=settings.data_dir / "demo",
+                        truth_dir=settings.data_dir / "ground-truth",
+                    )
+                report = load(dataset, url, keys, token, console=console)
+                console.print(
+                    f"{report.messages:,} messages et {len(report.imports)} fichiers chargés "
+                    f"en {report.seconds:.0f} s.".replace(",", " ")
                 )
-                _load(url, keys, messages)
+            processor = _process(db, settings)
+            if keys is not None:
+                _match(db, settings)
+            console.print(
+                f"Démo prête en {time.perf_counter() - started:.0f} s. Vérité terrain : "
+                f"{settings.data_dir / 'ground-truth'}"
+            )
+            worker = threading.Thread(target=processor.run, args=(stop,), daemon=True)
+            worker.start()
+            workers.append(worker)
             console.print(
                 f"omnicanal : [bold]{url}[/bold] · API : {url}/docs · "
                 f"jeton d'administration : {token}"
@@ -115,9 +165,13 @@ def demo(
         if not serve:
             server.should_exit = True
 
-    loader = threading.Thread(target=load, name="demo-loader")
+    loader = threading.Thread(target=run, name="demo-loader")
     loader.start()
     server.run()
     loader.join()
+    stop.set()
+    for worker in workers:
+        worker.join()
+    db.dispose()
     if failure:
         raise failure[0]

@@ -128,11 +128,18 @@ async def _receive(request: Request, folder: Path, filename: str | None) -> tupl
             out.write(block)
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/"):
-        return body, filename or "upload"
+        named = body.rename(folder / f"upload{_suffix(filename or '')}")
+        return named, filename or "upload"
     match = _BOUNDARY.search(content_type)
     if match is None:
         raise BadRequestError("The multipart body names no boundary.")
     return await run_in_threadpool(_file_part, body, match.group(1).encode(), folder)
+
+
+def _suffix(name: str) -> str:
+    """The file's extension, kept on the stored copy: readers such as openpyxl go by it."""
+    suffix = Path(name.replace("\\", "/")).suffix.lower()
+    return suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else ""
 
 
 def _file_part(body: Path, boundary: bytes, folder: Path) -> tuple[Path, str]:
@@ -153,7 +160,7 @@ def _file_part(body: Path, boundary: bytes, folder: Path) -> tuple[Path, str]:
             headers = HeaderParser().parsestr(m[head_start:head_end].decode("utf-8", "replace"))
             name = headers.get_filename()
             if name is not None:
-                target = folder / "upload"
+                target = folder / f"upload{_suffix(name)}"
                 with target.open("wb") as out:
                     for start in range(head_end + 4, end, _COPY_BLOCK):
                         out.write(m[start : min(start + _COPY_BLOCK, end)])

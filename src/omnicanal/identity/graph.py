@@ -485,9 +485,11 @@ class Graph:
             )
         for key, profile_id, evidence in pending.households:
             link_household(conn, key, profile_id, evidence, self.now_ms)
-        # Roots moved by merges are now in the database; keep the cache flat.
+        # Roots moved by merges are now in the database; keep the cache flat and forget
+        # the batch's forwarding (the database answers for profiles not cached).
         for pid in list(self._root):
             self._root[pid] = self.root(pid)
+        self._forward.clear()
         created = [p["id"] for p in pending.profiles]
         self._pending = _Pending()
         return created

@@ -82,6 +82,7 @@ class Order(Base):
         UniqueConstraint("source_id", "order_key"),
         Index("ix_orders_profile_id", "profile_id", "placed_ms"),
         Index("ix_orders_placed_ms", "placed_ms"),
+        Index("ix_orders_order_key", "order_key"),  # refunds and pick-ups name the order
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     source_id: Mapped[int] = mapped_column(Integer)

@@ -271,9 +271,16 @@ class Processor:
         self._memo: tuple[int, int] | None = None
         self._channels: dict[int, str] = {}
         self.identifiers = _Memo()
+        self.households: set[tuple[str, int]] = set()  # (address, profile) already linked
         self.channels = _Memo()
         self.rules_configured = bool(configured_rules())
         self._postgres = database.dialect == "postgresql"
+
+    def forget(self) -> None:
+        """Drop every cache that mirrors the store (after a failed batch)."""
+        self.graph.invalidate()
+        self.households.clear()
+        self._memo = None
 
     # -- loop ------------------------------------------------------------------------
 
@@ -283,8 +290,7 @@ class Processor:
             try:
                 done = self.process_batch()
             except Exception:  # the next round retries; the checkpoint did not move
-                self.graph.invalidate()
-                self._memo = None
+                self.forget()
                 stop.wait(1.0)
                 continue
             if done.events == 0:
@@ -315,7 +321,11 @@ class Processor:
             if not rows:
                 self._memo = (checkpoint, generation)
                 return BatchResult(0, checkpoint, 0, [])
-            result = _Batch(self, conn, list(rows)).run()
+            try:
+                result = _Batch(self, conn, list(rows)).run()
+            except BaseException:  # rolled back: what the caches learnt is not in the store
+                self.forget()
+                raise
             conn.execute(
                 text(
                     "UPDATE processor_checkpoint SET last_event_id = :last, updated_ms = :now "
@@ -491,10 +501,18 @@ class _Batch:
         if fulfilment == "click_and_collect" and reference and store_channel:
             # A click & collect pick-up at the till: the e-shop order was the sale.
             picked = self.conn.execute(
-                text("SELECT id FROM orders WHERE order_key = :k ORDER BY id LIMIT 1"),
+                text("SELECT id, profile_id FROM orders WHERE order_key = :k ORDER BY id LIMIT 1"),
                 {"k": str(reference)},
             ).first()
             if picked is not None:
+                # Whoever collects the order with its reference is its customer (or collects
+                # for them): the receipt joins the person, under the guard rails.
+                self.p.graph.merge_profiles(
+                    pid,
+                    int(picked.profile_id),
+                    "order_reference",
+                    {"kind": "order_ref", "value": str(reference)[:255], "event_id": row.id},
+                )
                 self.conn.execute(
                     text(
                         "UPDATE orders SET fulfilment = 'click_and_collect', store = :store "
@@ -755,7 +773,10 @@ class _Batch:
                 update.update(searchable(flat))
                 update["traits"] = orjson.dumps(traits).decode()
             updates.append(update)
-            if touch.address:
+            if touch.address and (touch.address, pid) not in self.p.households:
+                if len(self.p.households) > _MEMO_SIZE:
+                    self.p.households.clear()
+                self.p.households.add((touch.address, pid))
                 link_household(
                     conn,
                     f"address:{touch.address}",

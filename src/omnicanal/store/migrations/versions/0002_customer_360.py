@@ -227,6 +227,7 @@ def upgrade() -> None:  # noqa: PLR0915 (generated: one statement per table)
     )
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.create_index("ix_orders_placed_ms", ["placed_ms"], unique=False)
+        batch_op.create_index("ix_orders_order_key", ["order_key"], unique=False)
         batch_op.create_index("ix_orders_profile_id", ["profile_id", "placed_ms"], unique=False)
 
     op.create_table(
@@ -451,6 +452,7 @@ def downgrade() -> None:  # noqa: PLR0915
     op.drop_table("processor_checkpoint")
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.drop_index("ix_orders_profile_id")
+        batch_op.drop_index("ix_orders_order_key")
         batch_op.drop_index("ix_orders_placed_ms")
 
     op.drop_table("orders")
