@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from omnicanal.profiles.processor import Processor
 from omnicanal.store.engine import Database
@@ -137,7 +137,10 @@ def test_kill_9_mid_batch_then_resume(db: Database, database_url: str, tmp_path:
     )
     deadline = time.monotonic() + 120
     checkpoint = 0
-    with db.engine.connect() as conn:
+    # A plain engine: it reads without taking SQLite's write lock, so it sees the worker's
+    # progress instead of queueing behind it.
+    watcher = create_engine(database_url)
+    with watcher.connect() as conn:
         while checkpoint < len(sent) * 0.05 and time.monotonic() < deadline:
             time.sleep(0.01)
             checkpoint = conn.execute(
@@ -147,6 +150,7 @@ def test_kill_9_mid_batch_then_resume(db: Database, database_url: str, tmp_path:
                 )
             ).scalar_one()
             conn.rollback()
+    watcher.dispose()
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=10)
     assert 0 < checkpoint < len(sent), "the worker should be killed mid-way"

@@ -104,6 +104,7 @@ _EVENT_COLUMNS = [
     "revenue_cents",
 ]
 _MEMO_SIZE = 200_000
+SQLITE_TURN_SECONDS = 0.02
 
 
 class _Memo:
@@ -295,6 +296,10 @@ class Processor:
                 continue
             if done.events == 0:
                 stop.wait(idle_seconds)
+            elif not self._postgres:
+                # SQLite has one write lock and its waiters poll for it: a pause between
+                # batches lets collection's writer in while a backlog is worked off.
+                stop.wait(SQLITE_TURN_SECONDS)
 
     def drain(self) -> int:
         """Process everything in the log now; return the number of events processed."""
