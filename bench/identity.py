@@ -116,6 +116,25 @@ def score(
     return Scores(precision, recall, f1, pred_pairs - both, len(offline if offline_only else keys))
 
 
+def _add_rows(
+    table: Table, stage: str, true: dict[tuple[str, str], str], settings: Settings, seconds: float
+) -> None:
+    """Score the store now, for all identifiers and for offline records."""
+    found = predicted(settings)
+    for offline in (False, True):
+        s = score(true, found, offline)
+        table.add_row(
+            stage,
+            f"{s.identifiers:,}",
+            "offline" if offline else "all",
+            f"{s.precision:.4f}",
+            f"{s.recall:.4f}",
+            f"{s.f1:.4f}",
+            f"{s.wrong_pairs:,}",
+            f"{seconds:.1f}",
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("omnicanal-data"))
@@ -138,35 +157,13 @@ def main() -> None:
         "seconds",
         title="Identity resolution against the ground truth",
     )
-    for scope in (False, True):
-        s = score(true, predicted(settings), scope)
-        table.add_row(
-            "deterministic",
-            f"{s.identifiers:,}",
-            "offline" if scope else "all",
-            f"{s.precision:.4f}",
-            f"{s.recall:.4f}",
-            f"{s.f1:.4f}",
-            f"{s.wrong_pairs:,}",
-            f"{processing:.1f}",
-        )
+    _add_rows(table, "deterministic", true, settings, processing)
     if not args.no_match:
         started = time.perf_counter()
         with db.engine.begin() as conn:
             run = linkage.run(conn, settings.identity)
         matching = time.perf_counter() - started
-        for scope in (False, True):
-            s = score(true, predicted(settings), scope)
-            table.add_row(
-                "+ probabilistic",
-                f"{s.identifiers:,}",
-                "offline" if scope else "all",
-                f"{s.precision:.4f}",
-                f"{s.recall:.4f}",
-                f"{s.f1:.4f}",
-                f"{s.wrong_pairs:,}",
-                f"{matching:.1f}",
-            )
+        _add_rows(table, "+ probabilistic", true, settings, matching)
         console.print(
             f"matching: {run.records:,} people, {run.pairs:,} pairs scored, "
             f"{run.merged:,} merged, {run.refused:,} refused, {run.queued:,} queued"

@@ -192,7 +192,7 @@ def fill(db: Database, events: int, seed: int = 1) -> int:
                 msg["messageId"] = f"m-{written}"
                 row = normalise(msg, kind=None, env=env[source])
                 assert isinstance(row, Row), row
-                rows.append(_values(ids[source], row))
+                rows.append(row.columns(ids[source]))
                 written += 1
             person += 1
             if len(rows) >= 20_000 or written >= events:
@@ -201,22 +201,6 @@ def fill(db: Database, events: int, seed: int = 1) -> int:
                 progress.update(task, completed=written)
                 rows = []
     return written
-
-
-def _values(source_id: int, row: Row) -> dict[str, Any]:
-    return {
-        "source_id": source_id,
-        "dedup_time": row.dedup_time,
-        "dedup_key": row.dedup_key,
-        "message_id": row.message_id,
-        "type": row.type,
-        "event": row.event,
-        "user_id": row.user_id,
-        "anonymous_id": row.anonymous_id,
-        "timestamp_ms": row.timestamp_ms,
-        "received_ms": row.received_ms,
-        "payload": row.payload.decode(),
-    }
 
 
 def read_floor(db: Database) -> float:

@@ -24,21 +24,7 @@ def write_log(db: Database, source_id: int, messages: list[dict[str, Any]]) -> N
     for msg in messages:
         row = normalise(msg, kind=None, env=env)
         assert isinstance(row, Row), row
-        rows.append(
-            {
-                "source_id": source_id,
-                "dedup_time": row.dedup_time,
-                "dedup_key": row.dedup_key,
-                "message_id": row.message_id,
-                "type": row.type,
-                "event": row.event,
-                "user_id": row.user_id,
-                "anonymous_id": row.anonymous_id,
-                "timestamp_ms": row.timestamp_ms,
-                "received_ms": row.received_ms,
-                "payload": row.payload.decode(),
-            }
-        )
+        rows.append(row.columns(source_id))
     with db.engine.begin() as conn:
         for start in range(0, len(rows), 5_000):
             conn.execute(insert(Event), rows[start : start + 5_000])

@@ -71,6 +71,22 @@ class Row:
         """Return what makes the message unique in the log."""
         return (self.dedup_time, self.dedup_key)
 
+    def columns(self, source_id: int) -> dict[str, Any]:
+        """Return the row as the log's columns (for inserts outside the writer)."""
+        return {
+            "source_id": source_id,
+            "dedup_time": self.dedup_time,
+            "dedup_key": self.dedup_key,
+            "message_id": self.message_id,
+            "type": self.type,
+            "event": self.event,
+            "user_id": self.user_id,
+            "anonymous_id": self.anonymous_id,
+            "timestamp_ms": self.timestamp_ms,
+            "received_ms": self.received_ms,
+            "payload": self.payload.decode(),
+        }
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
