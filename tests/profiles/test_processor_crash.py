@@ -117,21 +117,22 @@ def snapshot(db: Database) -> dict[str, Any]:
     }
 
 
-def test_kill_9_mid_batch_then_resume(db: Database, database_url: str, tmp_path: Path) -> None:
-    source = make_source(db, "eshop", "web")
+def logged(db: Database) -> list[dict[str, Any]]:
+    """Write the shop's messages to the log of a new source; return them."""
     sent = messages()
-    write_log(db, source.id, sent)
+    write_log(db, make_source(db, "eshop", "web").id, sent)
+    return sent
+
+
+def process_command(data: Path, batch: str) -> list[str]:
+    """The `omnicanal process` worker, as an operator starts it."""
+    return [sys.executable, "-m", "omnicanal.cli", "process", "--data", str(data), "--batch", batch]
+
+
+def test_kill_9_mid_batch_then_resume(db: Database, database_url: str, tmp_path: Path) -> None:
+    sent = logged(db)
     env = {**os.environ, "OMNICANAL_DATABASE_URL": database_url}
-    command = [
-        sys.executable,
-        "-m",
-        "omnicanal.cli",
-        "process",
-        "--data",
-        str(tmp_path),
-        "--batch",
-        "200",
-    ]
+    command = process_command(tmp_path, "200")
     worker = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -188,21 +189,9 @@ def test_two_workers_on_postgresql_share_the_log_safely(
 ) -> None:
     if backend != "postgresql":
         pytest.skip("several processor processes are a PostgreSQL deployment")
-    source = make_source(db, "eshop", "web")
-    sent = messages()
-    write_log(db, source.id, sent)
+    sent = logged(db)
     env = {**os.environ, "OMNICANAL_DATABASE_URL": database_url}
-    command = [
-        sys.executable,
-        "-m",
-        "omnicanal.cli",
-        "process",
-        "--data",
-        str(tmp_path),
-        "--batch",
-        "300",
-        "--once",
-    ]
+    command = [*process_command(tmp_path, "300"), "--once"]
     workers = [
         subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for _ in range(2)

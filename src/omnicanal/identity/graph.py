@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -497,8 +498,6 @@ class Graph:
 
 def link_household(conn: Connection, key: str, profile_id: int, evidence: str, now_ms: int) -> None:
     """Add a profile to the household named by `key` (created when new); idempotent."""
-    from datetime import UTC, datetime
-
     row = conn.execute(text("SELECT id FROM household WHERE key = :key"), {"key": key}).first()
     if row is None:
         household_id = conn.execute(

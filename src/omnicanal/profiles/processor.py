@@ -38,6 +38,7 @@ from omnicanal.identity.normalise import (
     normalise_postcode,
 )
 from omnicanal.identity.service import GRAPH_GENERATION
+from omnicanal.identity.service import members as identity_members
 from omnicanal.store.engine import Database
 
 MAIN = "main"
@@ -642,7 +643,7 @@ class _Batch:
         """The person's latest order, placed before the return, holding a returned product."""
         if not skus:
             return None
-        cluster = cluster_ids(self.conn, self.p.graph.root(pid)) | {pid}
+        cluster = set(identity_members(self.conn, self.p.graph.root(pid))) | {pid}
         return self.conn.execute(
             text(
                 "SELECT o.id, o.total_eur_cents FROM orders o "
@@ -850,11 +851,3 @@ def _text(value: Any, limit: int = 255) -> str | None:
     if value is None or isinstance(value, dict | list):
         return None
     return str(value)[:limit] or None
-
-
-def cluster_ids(conn: Connection, root: int) -> set[int]:
-    """Return the ids of every profile in a cluster, the root included."""
-    rows = conn.execute(
-        text("SELECT id FROM profile WHERE id = :r OR merged_into = :r"), {"r": root}
-    )
-    return {int(r[0]) for r in rows}
