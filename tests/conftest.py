@@ -102,7 +102,10 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
 def settings(tmp_path: Path, database_url: str) -> Settings:
     # The processor runs where a test calls it, not behind its back.
     return Settings(
-        data_dir=tmp_path / "data", database_url=database_url, processor={"enabled": False}
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        processor={"enabled": False},
+        warehouse={"sync_enabled": False},
     )
 
 

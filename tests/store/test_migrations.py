@@ -8,7 +8,8 @@ from alembic.migration import MigrationContext
 import omnicanal.auth.models
 import omnicanal.collect.models
 import omnicanal.identity.models
-import omnicanal.profiles.models  # noqa: F401  (registers the tables)
+import omnicanal.profiles.models
+import omnicanal.store.tombstones  # noqa: F401  (registers the tables)
 from omnicanal.store.base import Base
 from omnicanal.store.engine import Database
 

@@ -111,6 +111,17 @@ class ProcessorSettings(BaseModel):
     batch_size: int = 2_000
 
 
+class WarehouseSettings(BaseModel):
+    """The analytics warehouse: a DuckDB file kept in step with the store."""
+
+    path: Path | None = None  # default: <data_dir>/warehouse.duckdb
+    sync_enabled: bool = True  # `serve` syncs in the background
+    sync_interval_seconds: float = 30.0
+    # Rows changed this long before the last sync are read again: a transaction that
+    # stamped its rows before the previous sync but committed after it is not missed.
+    overlap_seconds: float = 300.0
+
+
 class Settings(BaseSettings):
     """Everything configurable; nested areas use `__`, e.g. OMNICANAL_COLLECT__MAX_DEPTH."""
 
@@ -127,12 +138,19 @@ class Settings(BaseSettings):
     channels: ChannelSettings = Field(default_factory=ChannelSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     processor: ProcessorSettings = Field(default_factory=ProcessorSettings)
+    warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
+    # The retailer's time zone: days, weeks and months of every report are local.
+    timezone: str = "Europe/Paris"
 
     def resolved_database_url(self) -> str:
         """Return the database URL, defaulting to SQLite in the data folder."""
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'omnicanal.db').resolve()}"
+
+    def resolved_warehouse_path(self) -> Path:
+        """Return the warehouse file, defaulting to the data folder."""
+        return self.warehouse.path or self.data_dir / "warehouse.duckdb"
 
 
 @lru_cache

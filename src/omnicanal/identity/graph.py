@@ -459,8 +459,11 @@ class Graph:
             )
         for merge in pending.merges:
             conn.execute(
-                text("UPDATE profile SET merged_into = :s WHERE id = :m OR merged_into = :m"),
-                {"s": merge["survivor_id"], "m": merge["merged_id"]},
+                text(
+                    "UPDATE profile SET merged_into = :s, updated_ms = :now "
+                    "WHERE id = :m OR merged_into = :m"
+                ),
+                {"s": merge["survivor_id"], "m": merge["merged_id"], "now": self.now_ms},
             )
         if pending.merges:
             conn.execute(

@@ -38,6 +38,7 @@ class Profile(Base):
         Index("ix_profile_phone", "phone"),
         Index("ix_profile_card", "card"),
         Index("ix_profile_last_name", "last_name"),
+        Index("ix_profile_updated_ms", "updated_ms"),  # the warehouse reads changes since
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     merged_into: Mapped[int | None] = mapped_column(BigInteger)  # root of the cluster

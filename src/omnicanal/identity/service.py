@@ -95,8 +95,8 @@ def unmerge(conn: Connection, profile_id: int, reason: str = "undone by hand") -
             top = parent[top]
         roots[pid] = None if top == pid else top
     conn.execute(
-        text("UPDATE profile SET merged_into = :root WHERE id = :id"),
-        [{"root": r, "id": pid} for pid, r in roots.items()],
+        text("UPDATE profile SET merged_into = :root, updated_ms = :now WHERE id = :id"),
+        [{"root": r, "id": pid, "now": int(time.time() * 1000)} for pid, r in roots.items()],
     )
     bump_generation(conn)
     return Unmerged(int(merge.id), int(merge.survivor_id), int(merge.merged_id), roots)

@@ -83,6 +83,7 @@ class Order(Base):
         Index("ix_orders_profile_id", "profile_id", "placed_ms"),
         Index("ix_orders_placed_ms", "placed_ms"),
         Index("ix_orders_order_key", "order_key"),  # refunds and pick-ups name the order
+        Index("ix_orders_updated_ms", "updated_ms"),  # the warehouse reads changes since
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     source_id: Mapped[int] = mapped_column(Integer)
@@ -103,6 +104,8 @@ class Order(Base):
     refunded_eur_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     coupon: Mapped[str | None] = mapped_column(String(120))
     campaign: Mapped[str | None] = mapped_column(String(255))
+    # Last change (placement, pick-up, refund, new owner), for incremental readers.
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
 
 
 class OrderLine(Base):

@@ -78,7 +78,7 @@ _ORDER_INSERT = _insert(
     "orders",
     "source_id order_key profile_id event_id placed_ms channel store fulfilment status "
     "currency total_cents total_eur_cents discount_eur_cents shipping_eur_cents "
-    "tax_eur_cents refunded_eur_cents coupon campaign",
+    "tax_eur_cents refunded_eur_cents coupon campaign updated_ms",
     " ON CONFLICT (source_id, order_key) DO NOTHING RETURNING id",
 )
 _LINE_INSERT = _insert(
@@ -521,10 +521,10 @@ class _Batch:
                 )
                 self.conn.execute(
                     text(
-                        "UPDATE orders SET fulfilment = 'click_and_collect', store = :store "
-                        "WHERE id = :id"
+                        "UPDATE orders SET fulfilment = 'click_and_collect', store = :store, "
+                        "updated_ms = :now WHERE id = :id"
                     ),
-                    {"store": store_name, "id": picked[0]},
+                    {"store": store_name, "id": picked[0], "now": self.now_ms},
                 )
                 return int(picked[0]), None
         rate = 1 if currency == "EUR" else None
@@ -548,6 +548,7 @@ class _Batch:
             "refunded_eur_cents": 0,
             "coupon": str(props["coupon"])[:120] if props.get("coupon") else None,
             "campaign": campaign[:255] if campaign else None,
+            "updated_ms": self.now_ms,
         }
         inserted = self.conn.execute(_ORDER_INSERT, values).first()
         if inserted is None:  # the same order sent again under another messageId
@@ -623,9 +624,9 @@ class _Batch:
             text(
                 "UPDATE orders SET refunded_eur_cents = refunded_eur_cents + :amount, status = "
                 "CASE WHEN refunded_eur_cents + :amount >= total_eur_cents THEN 'refunded' "
-                "ELSE 'partially_refunded' END WHERE id = :id"
+                "ELSE 'partially_refunded' END, updated_ms = :now WHERE id = :id"
             ),
-            {"amount": amount, "id": order[0]},
+            {"amount": amount, "id": order[0], "now": self.now_ms},
         )
         for line in returned:
             if line["sku"]:
