@@ -18,12 +18,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, TextClause, bindparam, text
+from sqlalchemy.exc import OperationalError
 
 from omnicanal.core.channel_rules import configured_rules, derive_channel
 from omnicanal.core.settings import IdentitySettings
@@ -42,6 +44,12 @@ from omnicanal.identity.service import members as identity_members
 from omnicanal.store.engine import Database
 
 MAIN = "main"
+# An event whose processing fails this many times in a row, alone in its batch, is set
+# aside among the rejected events; more than QUARANTINE_LIMIT set aside with no success in
+# between means the fault is not in the events, and the processor stops setting aside.
+QUARANTINE_AFTER = 3
+QUARANTINE_LIMIT = 20
+QUARANTINE_CODE = "process.failed"
 _ORDER_EVENTS = frozenset({"Order Completed", "Order Placed"})
 _REFUND_EVENTS = frozenset({"Order Refunded", "Order Cancelled"})
 _FULFILMENTS = {
@@ -277,6 +285,10 @@ class Processor:
         self.channels = _Memo()
         self.rules_configured = bool(configured_rules())
         self._postgres = database.dialect == "postgresql"
+        self._careful = 0  # events left to take one at a time after a failed batch
+        self._failures = 0  # consecutive failures of the event taken alone
+        self._set_aside = 0  # events set aside since the last success
+        self.quarantined = 0
 
     def forget(self) -> None:
         """Drop every cache that mirrors the store (after a failed batch)."""
@@ -290,9 +302,8 @@ class Processor:
         """Process until `stop` is set, sleeping briefly whenever the log is drained."""
         while not stop.is_set():
             try:
-                done = self.process_batch()
+                done = self.step()
             except Exception:  # the next round retries; the checkpoint did not move
-                self.forget()
                 stop.wait(1.0)
                 continue
             if done.events == 0:
@@ -303,16 +314,118 @@ class Processor:
                 stop.wait(SQLITE_TURN_SECONDS)
 
     def drain(self) -> int:
-        """Process everything in the log now; return the number of events processed."""
+        """Process everything in the log now; return the number of events processed.
+
+        An event that cannot be processed is retried, then set aside (see `step`); a
+        database that stays unavailable, or a fault that fails every event, raises.
+        """
         total = 0
-        while (done := self.process_batch()).events:
+        while True:
+            try:
+                done = self.step()
+            except OperationalError:
+                raise
+            except Exception:
+                if self._careful == 0:  # step() gave up setting events aside
+                    raise
+                continue
+            if not done.events:
+                return total
             total += done.events
-        return total
+
+    def step(self) -> BatchResult:
+        """Process the next batch; find and set aside an event that keeps failing.
+
+        When a batch fails, the processor rolls it back and takes the same events one at
+        a time. An event that fails QUARANTINE_AFTER times in a row on its own (not a
+        database outage: those are only retried) is recorded among the rejected events
+        with the error, and the checkpoint moves past it, so one malformed or unforeseen
+        event cannot stop every profile from updating. It stays in the event log.
+        """
+        single = self._careful > 0
+        try:
+            result = self.process_batch(limit=1 if single else None)
+        except OperationalError:
+            self.forget()
+            raise
+        except Exception as exc:
+            self.forget()
+            if not single:
+                self._careful, self._failures = self.batch_size, 0
+                raise
+            self._failures += 1
+            if self._failures < QUARANTINE_AFTER:
+                raise
+            if self._set_aside >= QUARANTINE_LIMIT:
+                self._careful = 0  # the fault is general: stop here, keep retrying
+                raise
+            result = self._quarantine(exc)
+            self._failures = 0
+            self._set_aside += 1
+            self._careful -= 1
+            return result
+        if result.events:
+            self._failures = 0
+            self._set_aside = 0
+            if single:
+                self._careful -= 1
+        else:
+            self._careful = 0
+        return result
+
+    def _quarantine(self, exc: Exception) -> BatchResult:
+        """Record the next event as rejected by processing and move the checkpoint past it."""
+        reason = f"{type(exc).__name__}: {exc}"[:1000]
+        with self.database.engine.connect() as conn, conn.begin():
+            checkpoint, generation = self._checkpoint(conn)
+            row = conn.execute(
+                text(
+                    "SELECT id, source_id, received_ms, payload FROM collect_event "
+                    "WHERE id > :after ORDER BY id LIMIT 1"
+                ),
+                {"after": checkpoint},
+            ).first()
+            if row is None:
+                return BatchResult(0, checkpoint, 0, [])
+            errors = [{"field": "(event)", "reason": reason, "event_id": int(row.id)}]
+            conn.execute(
+                text(
+                    "INSERT INTO collect_rejected_event (source_id, received_at, endpoint, "
+                    "batch_index, status, code, errors, payload, payload_truncated) VALUES "
+                    "(:source, :received, 'process', NULL, 422, :code, :errors, :payload, :cut)"
+                ),
+                {
+                    "source": row.source_id,
+                    "received": datetime.fromtimestamp(row.received_ms / 1000, UTC),
+                    "code": QUARANTINE_CODE,
+                    "errors": orjson.dumps(errors).decode(),
+                    "payload": row.payload,
+                    "cut": False,
+                },
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO collect_counter (source_id, name, count) "
+                    "VALUES (:source, 'rejected', 1) ON CONFLICT (source_id, name) "
+                    "DO UPDATE SET count = collect_counter.count + 1"
+                ),
+                {"source": row.source_id},
+            )
+            conn.execute(
+                text(
+                    "UPDATE processor_checkpoint SET last_event_id = :last, updated_ms = :now "
+                    "WHERE name = :name"
+                ),
+                {"last": int(row.id), "now": _now_ms(), "name": self.name},
+            )
+        self.quarantined += 1
+        self._memo = (int(row.id), generation)
+        return BatchResult(1, int(row.id), 0, [])
 
     # -- one batch -------------------------------------------------------------------
 
-    def process_batch(self) -> BatchResult:
-        """Process the next events of the log in one transaction."""
+    def process_batch(self, *, limit: int | None = None) -> BatchResult:
+        """Process the next events of the log (at most `limit`) in one transaction."""
         with self.database.engine.connect() as conn, conn.begin():
             checkpoint, generation = self._checkpoint(conn)
             if self._memo != (checkpoint, generation):
@@ -322,7 +435,7 @@ class Processor:
                     "SELECT id, source_id, timestamp_ms, received_ms, type, event, payload "
                     "FROM collect_event WHERE id > :after ORDER BY id LIMIT :n"
                 ),
-                {"after": checkpoint, "n": self.batch_size},
+                {"after": checkpoint, "n": limit or self.batch_size},
             ).all()
             if not rows:
                 self._memo = (checkpoint, generation)
