@@ -412,3 +412,17 @@ def test_impossible_summary_is_refused():
     summary["monetary_value"] = [0.0, 10.0]
     with pytest.raises(InvalidError, match="at least two customers with repeat purchases"):
         clv.fit_gamma_gamma(summary)
+
+
+def test_whole_number_counts_give_the_same_answers_as_floats() -> None:
+    """Frequencies and ages often arrive as integers (days, counts): no truncation."""
+    params = clv.BetaGeoParams(r=0.24, alpha=4.41, a=0.79, b=2.43, log_likelihood=0.0, customers=0)
+    x, tx, t = np.array([0, 2, 5]), np.array([0, 10, 30]), np.array([39, 39, 39])
+    as_float = [a.astype("float64") for a in (x, tx, t)]
+    alive = clv.probability_alive(params, x, tx, t)
+    assert np.allclose(alive, clv.probability_alive(params, *as_float))
+    assert 0 < alive[1] < 1  # not truncated to 0 or 1
+    assert np.allclose(
+        clv.expected_purchases(params, x, tx, t, 52.0),
+        clv.expected_purchases(params, *as_float, 52.0),
+    )

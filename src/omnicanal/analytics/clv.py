@@ -412,7 +412,7 @@ def probability_alive(
     """Return P(alive) at T given frequency x and recency tx (FHL 2005 "easy way", eq. 11)."""
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     repeat = x > 0
-    odds = np.zeros_like(x)
+    odds = np.zeros(np.shape(x), dtype="float64")
     xr = x[repeat]
     log_ratio = (r + xr) * (np.log(alpha + t[repeat]) - np.log(alpha + tx[repeat]))
     odds[repeat] = np.exp(np.log(a) - np.log(b + xr - 1) + log_ratio)
@@ -480,8 +480,8 @@ def predict(
     spend = expected_spend(gamma_gamma, x, m)
     result["expected_spend"] = spend
     per_month = _PER_MONTH[freq]
-    clv = np.zeros_like(x)
-    previous = np.zeros_like(x)
+    clv = np.zeros(np.shape(x), dtype="float64")
+    previous = np.zeros(np.shape(x), dtype="float64")
     for month in range(1, months + 1):
         cumulative = expected_purchases(bgnbd, x, tx, t, month * per_month)
         clv += (cumulative - previous) * spend / (1 + discount_rate) ** month
