@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from omnicanal import __version__
+from omnicanal.analytics import catalogue, reports_api  # noqa: F401  (catalogue registers reports)
 from omnicanal.api import problems
 from omnicanal.collect import api as collect_api
 from omnicanal.collect import browser, imports_api
@@ -23,6 +24,7 @@ from omnicanal.profiles import imports as profile_imports
 from omnicanal.profiles.processor import Processor
 from omnicanal.store.engine import Database, make_engine
 from omnicanal.store.migrate import upgrade
+from omnicanal.warehouse import sync as warehouse_sync
 from omnicanal.web import pages
 
 DESCRIPTION = """
@@ -81,20 +83,32 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         app.state.settings = settings
         app.state.collector = Collector(database, settings.collect, writer)
         stop = threading.Event()
-        worker: threading.Thread | None = None
+        workers: list[threading.Thread] = []
         if settings.processor.enabled:
             processor = Processor(
                 database, identity=settings.identity, batch_size=settings.processor.batch_size
             )
-            worker = threading.Thread(
-                target=processor.run, args=(stop,), name="event-processor", daemon=True
+            workers.append(
+                threading.Thread(
+                    target=processor.run, args=(stop,), name="event-processor", daemon=True
+                )
             )
+        if settings.warehouse.sync_enabled:
+            workers.append(
+                threading.Thread(
+                    target=warehouse_sync.run,
+                    args=(stop, settings, database),
+                    name="warehouse-sync",
+                    daemon=True,
+                )
+            )
+        for worker in workers:
             worker.start()
         try:
             yield
         finally:
             stop.set()
-            if worker is not None:
+            for worker in workers:
                 worker.join()
             writer.stop()
             if db is None:
@@ -112,6 +126,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(browser.router)
     app.include_router(profiles_api.router)
     app.include_router(catalogue_api.router)
+    app.include_router(reports_api.build_router())
     app.include_router(pages.router)
     app.add_middleware(CollectCorsMiddleware, origins=settings.collect.allowed_origins)
     return app

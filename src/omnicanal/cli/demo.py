@@ -32,6 +32,7 @@ from omnicanal.demo.retailer import SOURCES, generate
 from omnicanal.identity import linkage
 from omnicanal.profiles.processor import BatchResult, Processor
 from omnicanal.store.engine import Database
+from omnicanal.warehouse import sync as warehouse_sync
 
 
 def _create_sources(db: Database, sources: list[tuple[str, str]]) -> dict[str, str] | None:
@@ -88,6 +89,16 @@ def _match(db: Database, settings: Settings) -> None:
     )
 
 
+def _sync_warehouse(db: Database, settings: Settings) -> None:
+    """Fill the analytics warehouse, so every report answers as soon as the demo is up."""
+    with console.status("Entrepôt analytique : synchronisation…"):
+        done = warehouse_sync.sync(db, settings)
+    console.print(
+        f"Entrepôt analytique : {sum(t.rows for t in done.tables):,} lignes en "
+        f"{done.seconds:.0f} s.".replace(",", " ")
+    )
+
+
 def demo(
     customers: int = typer.Option(20_000, help="How many customers to simulate."),
     months: int = typer.Option(24, help="How many months of history."),
@@ -104,8 +115,12 @@ def demo(
         token = auth_service.create(session=session, data=TokenCreate(name="demo")).token
     # While loading, the demo runs the processor itself (after the load, with a progress
     # bar) rather than beside collection, where both would share the write lock.
+    # The warehouse likewise syncs once, after processing, then in the background.
     loading = settings.model_copy(
-        update={"processor": settings.processor.model_copy(update={"enabled": False})}
+        update={
+            "processor": settings.processor.model_copy(update={"enabled": False}),
+            "warehouse": settings.warehouse.model_copy(update={"sync_enabled": False}),
+        }
     )
     server = uvicorn.Server(
         uvicorn.Config(
@@ -148,13 +163,20 @@ def demo(
             processor = _process(db, settings)
             if keys is not None:
                 _match(db, settings)
+            _sync_warehouse(db, settings)
             console.print(
                 f"Démo prête en {time.perf_counter() - started:.0f} s. Vérité terrain : "
                 f"{settings.data_dir / 'ground-truth'}"
             )
-            worker = threading.Thread(target=processor.run, args=(stop,), daemon=True)
-            worker.start()
-            workers.append(worker)
+            workers.append(threading.Thread(target=processor.run, args=(stop,), daemon=True))
+            if settings.warehouse.sync_enabled:
+                workers.append(
+                    threading.Thread(
+                        target=warehouse_sync.run, args=(stop, settings, db), daemon=True
+                    )
+                )
+            for worker in workers:
+                worker.start()
             console.print(
                 f"omnicanal : [bold]{url}[/bold] · API : {url}/docs · "
                 f"jeton d'administration : {token}"

@@ -16,6 +16,8 @@ from omnicanal.auth.schemas import TokenCreate
 from omnicanal.cli import collect as collect_cli
 from omnicanal.cli import imports as imports_cli
 from omnicanal.cli import profiles as profiles_cli
+from omnicanal.cli import report as report_cli
+from omnicanal.cli import warehouse as warehouse_cli
 from omnicanal.cli.context import (
     DataOption,
     JsonOption,
@@ -35,6 +37,8 @@ app.add_typer(tokens_app, name="tokens")
 collect_cli.register(app)
 imports_cli.register(app)
 profiles_cli.register(app)
+warehouse_cli.register(app)
+report_cli.register(app)
 app.command()(demo)
 
 
