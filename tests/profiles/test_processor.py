@@ -311,6 +311,67 @@ def test_orders_refunds_and_click_and_collect(client: TestClient, db: Database) 
     assert [m["rule"] for m in buyer["merges"]] == ["order_reference"]
 
 
+def test_a_call_or_a_return_quoting_an_order_joins_its_customer(
+    client: TestClient, db: Database
+) -> None:
+    web = make_source(db, "eshop", "web")
+    calls = make_source(db, "calls", "call_centre")
+    till = make_source(db, "till", "store:lyon")
+    bought = {
+        "type": "track",
+        "userId": "u7",
+        "event": "Order Completed",
+        "timestamp": at(0),
+        "properties": {"order_id": "W-7", "total": 80, "currency": "EUR"},
+        "context": {"traits": {"email": "claire@exemple.fr"}},
+    }
+    send(client, web, [bought])
+    send(
+        client,
+        calls,
+        [
+            {  # the buyer calls from a number the shop has never seen
+                "type": "track",
+                "anonymousId": "calls:1",
+                "event": "Call Centre Contact",
+                "timestamp": at(30),
+                "properties": {"reason": "delivery", "order_ref": "W-7"},
+                "context": {"traits": {"phone": "06 71 28 45 93", "lastName": "Martin"}},
+            },
+            {  # another caller quotes an order that does not exist: nobody is joined
+                "type": "track",
+                "anonymousId": "calls:2",
+                "event": "Call Centre Contact",
+                "timestamp": at(31),
+                "properties": {"reason": "delivery", "order_ref": "W-404"},
+                "context": {"traits": {"phone": "06 12 98 76 54"}},
+            },
+        ],
+    )
+    send(
+        client,
+        till,
+        [
+            {  # the goods come back to a store, on a loyalty card
+                "type": "track",
+                "anonymousId": "till:r1",
+                "event": "Order Refunded",
+                "timestamp": at(60),
+                "properties": {"order_id": "R-1", "total": 80, "order_ref": "W-7"},
+                "context": {"traits": {"card": "C-77"}},
+            }
+        ],
+    )
+    process(db)
+    buyer = person(db, "u7")
+    assert person(db, "+33671284593")["id"] == buyer["id"]
+    assert person(db, "C-77")["id"] == buyer["id"]
+    assert person(db, "+33612987654")["id"] != buyer["id"]
+    joined = [m for m in buyer["merges"] if m["rule"] == "order_reference"]
+    assert len(joined) == 2
+    assert {m["evidence"]["value"] for m in joined} == {"W-7"}
+
+
 def test_consents_are_kept_when_they_change(
     client: TestClient, db: Database, source: SourceKey
 ) -> None:

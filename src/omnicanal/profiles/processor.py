@@ -552,6 +552,15 @@ class _Batch:
             self._refund(row, properties, pid, info.channel)
         elif row.type == "track" and name == "Survey Answered":
             self._survey(row, properties, pid, info.channel)
+        if (
+            row.type == "track"
+            and name not in _ORDER_EVENTS  # a pick-up joins in _order
+            and not info.online
+            and properties.get("order_ref")
+        ):
+            # A call about an order, a return at the till of an e-shop order: whoever
+            # quotes the order's reference offline is its customer (or acts for them).
+            self._join_order_reference(row, properties["order_ref"], pid)
         self._consent(row, msg, pid)
         self.events.append(
             (
@@ -619,19 +628,10 @@ class _Batch:
         reference = props.get("order_ref")
         if fulfilment == "click_and_collect" and reference and store_channel:
             # A click & collect pick-up at the till: the e-shop order was the sale.
-            picked = self.conn.execute(
-                text("SELECT id, profile_id FROM orders WHERE order_key = :k ORDER BY id LIMIT 1"),
-                {"k": str(reference)},
-            ).first()
+            # Whoever collects the order with its reference is its customer (or collects
+            # for them): the receipt joins the person, under the guard rails.
+            picked = self._join_order_reference(row, reference, pid)
             if picked is not None:
-                # Whoever collects the order with its reference is its customer (or collects
-                # for them): the receipt joins the person, under the guard rails.
-                self.p.graph.merge_profiles(
-                    pid,
-                    int(picked.profile_id),
-                    "order_reference",
-                    {"kind": "order_ref", "value": str(reference)[:255], "event_id": row.id},
-                )
                 self.conn.execute(
                     text(
                         "UPDATE orders SET fulfilment = 'click_and_collect', store = :store, "
@@ -686,6 +686,25 @@ class _Batch:
                 ],
             )
         return order_id, total_eur
+
+    def _join_order_reference(self, row: Any, reference: Any, pid: int) -> Any:
+        """Join the person to the customer of the order `reference` names; return the order.
+
+        The order is looked up by its key as the e-shop sent it; the merge goes through the
+        identity graph's guard rails and records the reference as its evidence.
+        """
+        order = self.conn.execute(
+            text("SELECT id, profile_id FROM orders WHERE order_key = :k ORDER BY id LIMIT 1"),
+            {"k": str(reference)},
+        ).first()
+        if order is not None:
+            self.p.graph.merge_profiles(
+                pid,
+                int(order.profile_id),
+                "order_reference",
+                {"kind": "order_ref", "value": str(reference)[:255], "event_id": row.id},
+            )
+        return order
 
     def _refund(self, row: Any, props: dict[str, Any], pid: int, channel: str) -> None:
         key = props.get("order_id") or props.get("orderId")
