@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ from omnicanal.analytics.scope import Scope
 from omnicanal.core.channels import parse_channel
 from omnicanal.core.errors import InvalidError
 from omnicanal.warehouse.schema import EVENTS, ORDERS, SCHEMAS, SOURCES
+from tests.analytics.spark import local_session
 from tests.analytics.warehouse import load
 
 WEB, APP, NEWSLETTER, TILL = 1, 2, 3, 7
@@ -380,19 +380,8 @@ def test_every_model_credits_exactly_the_period_orders(shop: Shop, lookback: int
 
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory):
-    """A local Spark session with its own warehouse folder (see DESIGN.md)."""
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    pyspark_sql = pytest.importorskip("pyspark.sql")
-    folder = tmp_path_factory.mktemp("spark-warehouse")
-    session = (
-        pyspark_sql.SparkSession.builder.master("local[1]")
-        .config("spark.sql.warehouse.dir", str(folder))
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
-    yield ibis.pyspark.connect(session)
-    session.stop()
+    with local_session(tmp_path_factory) as session:
+        yield ibis.pyspark.connect(session)
 
 
 @pytest.mark.spark

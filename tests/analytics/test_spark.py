@@ -7,11 +7,9 @@ year of a synthetic retailer (bench.warehouse_data) loaded into both engines.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import ibis
@@ -21,6 +19,7 @@ from bench.warehouse_data import generate
 
 from omnicanal.analytics import kpis, segments
 from omnicanal.analytics.scope import Scope, Tables
+from tests.analytics.spark import local_session
 from tests.analytics.warehouse import load
 
 pytestmark = [
@@ -42,24 +41,8 @@ def data() -> dict[str, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory) -> Iterator[Any]:
-    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
-    from pyspark.sql import SparkSession
-
-    folder: Path = tmp_path_factory.mktemp("spark")
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("omnicanal-kpis")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.warehouse.dir", str(folder / "warehouse"))
-        .config("spark.driver.extraJavaOptions", f"-Djava.io.tmpdir={folder}")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
+    with local_session(tmp_path_factory) as session:
+        yield session
 
 
 @pytest.fixture(scope="module")

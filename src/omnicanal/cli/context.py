@@ -49,6 +49,18 @@ def session_for(data: Path | None) -> Iterator[Session]:
         db.dispose()
 
 
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn a product error into its message (and each field's reason) and exit status 1."""
+    try:
+        yield
+    except OmnicanalError as exc:
+        err_console.print(f"[red]{exc.title}[/red]: {exc.detail}")
+        for error in getattr(exc, "errors", None) or []:
+            err_console.print(f"  {error.get('field')}: {error.get('reason')}")
+        raise typer.Exit(1) from exc
+
+
 def print_json(value: Any) -> None:
     """Print models, lists of models or plain data as JSON."""
 

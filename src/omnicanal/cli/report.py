@@ -24,8 +24,13 @@ from pydantic.fields import FieldInfo
 from rich.table import Table
 
 from omnicanal.analytics import catalogue, reports  # noqa: F401  (catalogue registers reports)
-from omnicanal.cli.context import DataOption, console, err_console, settings_for
-from omnicanal.core.errors import OmnicanalError
+from omnicanal.cli.context import (
+    DataOption,
+    console,
+    err_console,
+    reported_errors,
+    settings_for,
+)
 from omnicanal.warehouse.connect import Warehouse
 
 Format = Literal["table", "csv", "json"]
@@ -108,14 +113,8 @@ def _command(spec: reports.ReportSpec) -> Any:
         warehouse = Warehouse.from_settings(
             settings, on_wait=lambda message: err_console.print(f"[yellow]{message}[/yellow]")
         )
-        try:
-            with warehouse.reader() as tables:
-                result = reports.run(spec.name, tables, params)
-        except OmnicanalError as exc:
-            err_console.print(f"[red]{exc.title}[/red]: {exc.detail}")
-            for error in getattr(exc, "errors", []) or []:
-                err_console.print(f"  {error.get('field')}: {error.get('reason')}")
-            raise typer.Exit(1) from exc
+        with reported_errors(), warehouse.reader() as tables:
+            result = reports.run(spec.name, tables, params)
         show(result, fmt)
 
     parameters = [_parameter(name, info) for name, info in fields.items()]

@@ -18,9 +18,9 @@ from omnicanal.cli.context import (
     console,
     err_console,
     print_json,
+    reported_errors,
     settings_for,
 )
-from omnicanal.core.errors import OmnicanalError
 from omnicanal.warehouse import sync as warehouse_sync
 from omnicanal.warehouse.connect import Warehouse
 from omnicanal.warehouse.load import Progress as ProgressCallback
@@ -54,13 +54,10 @@ def sync_command(
     db = open_database(settings)
     warehouse = Warehouse.from_settings(settings, on_wait=_warn)
     try:
-        with _progress(enabled=not as_json) as progress:
+        with reported_errors(), _progress(enabled=not as_json) as progress:
             result = warehouse_sync.sync(
                 db, settings, full=full, warehouse=warehouse, progress=progress
             )
-    except OmnicanalError as exc:
-        err_console.print(f"[red]{exc.title}[/red]: {exc.detail}")
-        raise typer.Exit(1) from exc
     finally:
         db.dispose()
     if as_json:
@@ -110,10 +107,8 @@ def status_command(data: Path | None = DataOption, as_json: bool = JsonOption) -
     db = open_database(settings)
     warehouse = Warehouse.from_settings(settings, on_wait=_warn)
     try:
-        found = warehouse_sync.status(db, settings, warehouse=warehouse)
-    except OmnicanalError as exc:
-        err_console.print(f"[red]{exc.title}[/red]: {exc.detail}")
-        raise typer.Exit(1) from exc
+        with reported_errors():
+            found = warehouse_sync.status(db, settings, warehouse=warehouse)
     finally:
         db.dispose()
     if as_json:
