@@ -378,6 +378,35 @@ def test_every_model_credits_exactly_the_period_orders(shop: Shop, lookback: int
         assert credited["revenue_eur"].sum() == pytest.approx(revenue, abs=0.05)
 
 
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shop=shops(), lookback=st.sampled_from([None, 0, 3, 30]), days=st.integers(1, 20))
+def test_periods_cut_together_equal_periods_cut_alone(
+    shop: Shop, lookback: int | None, days: int
+) -> None:
+    """A period and the one before it share one pass: each must see what it sees alone,
+    down to the non-converting journeys the Markov model reads."""
+    tables = shop.tables()
+    period = Scope(date(2026, 1, 1), date(2026, 1, 1) + pd.Timedelta(days=days).to_pytimedelta())
+    periods = [period, period.previous()]
+    together = ad.build_periods(tables, periods, lookback_days=lookback)
+    alone = [ad.build_journeys(tables, p, lookback_days=lookback) for p in periods]
+    for a, b in zip(together, alone, strict=True):
+        assert (a.converting, a.non_converting, a.untouched) == (
+            b.converting, b.non_converting, b.untouched
+        )  # fmt: skip
+        for model in ("markov", "linear", "last_non_direct"):
+            pd.testing.assert_frame_equal(
+                ad.credit_journeys(a, model), ad.credit_journeys(b, model)
+            )
+
+
+def test_periods_far_apart_are_cut_apart(tables) -> None:
+    year_before = JANUARY.shifted_years(-1)
+    together = ad.credit_periods(tables, [JANUARY, year_before], "markov")
+    assert together[0].equals(ad.credit(tables, JANUARY, "markov"))
+    assert together[1].equals(ad.credit(tables, year_before, "markov"))
+
+
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory):
     with local_session(tmp_path_factory) as session:

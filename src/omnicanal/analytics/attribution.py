@@ -25,7 +25,7 @@ any touch (for example after `lookback`) carry no credit.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -452,7 +452,7 @@ class _Chain:
 
     counts: sparse.csr_matrix
     to_conversion: FloatArray
-    to_value: FloatArray
+    to_value: FloatArray  # one column per value measured
     exits: FloatArray
     contains: npt.NDArray[np.bool_]
 
@@ -476,7 +476,8 @@ def _states(journeys: Journeys, order: int) -> tuple[IntArray, IntArray]:
     return state.astype(np.int64) + 1, uniques
 
 
-def _chain(journeys: Journeys, order: int) -> _Chain:
+def _chain(journeys: Journeys, order: int, values: FloatArray) -> _Chain:
+    """The chain of `journeys`; `values` holds one column per value, a row per journey."""
     state, keys = _states(journeys, order)
     size = len(keys) + 1
     weight = journeys.conversions + journeys.nulls
@@ -492,7 +493,8 @@ def _chain(journeys: Journeys, order: int) -> _Chain:
     def _sum(values: FloatArray) -> FloatArray:
         return np.bincount(ends, values[journeys_ending], minlength=size).astype(np.float64)
 
-    to_conversion, to_value = _sum(journeys.conversions), _sum(journeys.value)
+    to_conversion = _sum(journeys.conversions)
+    to_value = np.column_stack([_sum(column) for column in values.T]).reshape(size, -1)
     exits = np.asarray(counts.sum(axis=1)).ravel() + to_conversion + _sum(journeys.nulls)
     base = len(journeys.channels) + 1
     contains = np.zeros((size, len(journeys.channels)), dtype=bool)
@@ -506,14 +508,14 @@ def _chain(journeys: Journeys, order: int) -> _Chain:
 
 
 def _absorb(chain: _Chain, keep: npt.NDArray[np.bool_]) -> FloatArray:
-    """Return P(conversion) and expected value from the start, through `keep` states only."""
+    """Return P(conversion) and each expected value from the start, through `keep` states."""
     if chain.exits[0] == 0:
-        return np.zeros(2)
+        return np.zeros(1 + chain.to_value.shape[1])
     idx = np.flatnonzero(keep & (chain.exits > 0))
     scale = 1.0 / chain.exits[idx]
     transitions = sparse.diags(scale) @ chain.counts[idx][:, idx]
     system = sparse.identity(len(idx), format="csc") - transitions.tocsc()
-    rhs = np.column_stack([chain.to_conversion[idx] * scale, chain.to_value[idx] * scale])
+    rhs = np.column_stack([chain.to_conversion[idx], chain.to_value[idx]]) * scale[:, None]
     if len(idx) <= _DENSE_STATES:
         solution = np.linalg.solve(system.toarray(), rhs)
     else:
@@ -527,13 +529,7 @@ def markov_removal_effects(journeys: Journeys, *, order: int = 1) -> pd.DataFram
     The removal effect of c is 1 - P'(conversion) / P(conversion), where P' is the
     absorption probability of the chain in which every state involving c leads nowhere.
     """
-    chain = _chain(journeys, order)
-    everything = np.ones(len(chain.exits), dtype=bool)
-    base = _absorb(chain, everything)
-    effects = np.zeros((len(journeys.channels), 2))
-    for c in range(len(journeys.channels)):
-        without = _absorb(chain, everything & ~chain.contains[:, c])
-        effects[c] = np.where(base > 0, 1.0 - without / np.where(base > 0, base, 1.0), 0.0)
+    effects = _removal_effects(journeys, order, journeys.value[:, None])
     return pd.DataFrame(
         {
             "channel": list(journeys.channels),
@@ -543,16 +539,41 @@ def markov_removal_effects(journeys: Journeys, *, order: int = 1) -> pd.DataFram
     )
 
 
+def _removal_effects(journeys: Journeys, order: int, values: FloatArray) -> FloatArray:
+    """Removal effects on conversions (column 0) and on each column of `values`."""
+    chain = _chain(journeys, order, values)
+    everything = np.ones(len(chain.exits), dtype=bool)
+    base = _absorb(chain, everything)
+    effects = np.zeros((len(journeys.channels), len(base)))
+    for c in range(len(journeys.channels)):
+        without = _absorb(chain, everything & ~chain.contains[:, c])
+        effects[c] = np.where(base > 0, 1.0 - without / np.where(base > 0, base, 1.0), 0.0)
+    return effects
+
+
 def markov(journeys: Journeys, *, order: int = 1) -> pd.DataFrame:
     """Share conversions and value in proportion to each channel's exact removal effect."""
-    effects = markov_removal_effects(journeys, order=order)
+    conversions, (value,) = markov_values(journeys, [journeys.value], order=order)
+    return _result(journeys.channels, conversions, value)
+
+
+def markov_values(
+    journeys: Journeys, values: Sequence[FloatArray], *, order: int = 1
+) -> tuple[FloatArray, list[FloatArray]]:
+    """Markov credit of the conversions and of several values per journey (revenue, new
+    customers...), from one chain solved once for all of them.
+
+    Returns the conversions credited per channel and, for each value, its credit.
+    """
+    stacked = np.column_stack([np.asarray(v, dtype=np.float64) for v in values])
+    effects = _removal_effects(journeys, order, stacked)
     attributable = journeys.lengths > 0
-    totals = (journeys.conversions[attributable].sum(), journeys.value[attributable].sum())
+    totals = [journeys.conversions[attributable].sum(), *stacked[attributable].sum(axis=0)]
     credit = []
-    for column, total in zip(("removal_effect", "removal_effect_value"), totals, strict=True):
-        effect = effects[column].to_numpy(dtype=np.float64)
+    for column, total in enumerate(totals):
+        effect = effects[:, column]
         credit.append(effect / effect.sum() * total if effect.sum() > 0 else np.zeros_like(effect))
-    return _result(journeys.channels, credit[0], credit[1])
+    return credit[0], credit[1:]
 
 
 # ---------------------------------------------------------------------------------
@@ -572,6 +593,11 @@ MODELS: dict[str, Callable[..., pd.DataFrame]] = {
 
 def attribute(journeys: Journeys, *, model: str, **options: Any) -> pd.DataFrame:
     """Run the attribution model named `model` with its options (e.g. `order=2`)."""
+    return check_options(model, options)(journeys, **options)
+
+
+def check_options(model: str, options: Mapping[str, Any]) -> Callable[..., pd.DataFrame]:
+    """Return the model named `model`, or raise InvalidError naming what is wrong."""
     function = MODELS.get(model)
     if function is None:
         raise InvalidError(
@@ -586,4 +612,4 @@ def attribute(journeys: Journeys, *, model: str, **options: Any) -> pd.DataFrame
             f"it takes: {', '.join(sorted(accepted)) or 'none'}.",
             errors=[{"field": name, "reason": f"not an option of {model}"} for name in unknown],
         )
-    return function(journeys, **options)
+    return function

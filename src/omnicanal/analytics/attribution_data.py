@@ -29,7 +29,7 @@ without shipping, before later refunds.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any, Final
@@ -41,6 +41,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from omnicanal.analytics import attribution as at
+from omnicanal.analytics.journeys_common import computed, instant
 from omnicanal.analytics.scope import Scope, Tables, in_period, with_filters
 from omnicanal.analytics.touchpoints import conversions, touchpoints
 from omnicanal.core.channels import parse_channel
@@ -250,7 +251,7 @@ def _window_touches(
         "person_id", "journey", "ts", "day", "channel"
     )
     ends = numbered.filter(numbered.is_conv == 1).select(who="person_id", number="journey")
-    target = scoped.select(who="person_id", number="journey", end_ts="ts")
+    target = scoped.select(who="person_id", number="journey", end_ts=instant(scoped.ts))
     converting = touches.join(
         target, (touches.person_id == target.who) & (touches.journey == target.number)
     )
@@ -258,7 +259,7 @@ def _window_touches(
         ends, (touches.person_id == ends.who) & (touches.journey == ends.number)
     )
     last = after_last.group_by(who="person_id", number="journey").aggregate(
-        end_ts=after_last.ts.max(), end_day=after_last.day.max()
+        end_ts=instant(after_last.ts.max()), end_day=after_last.day.max()
     )
     last = in_period(last, scope, "end_day")
     open_ = after_last.join(
@@ -289,16 +290,55 @@ def build_journeys(
         direct: channel given to conversions without touch; None leaves them uncredited.
         coupon_channels: coupon code -> channel, for orders a coupon says were brought.
     """
+    (found,) = build_periods(
+        tables, [scope], conversion=conversion, lookback_days=lookback_days,
+        direct=direct, coupon_channels=coupon_channels, gap_minutes=gap_minutes,
+    )  # fmt: skip
+    return found
+
+
+def build_periods(
+    tables: Tables,
+    scopes: Sequence[Scope],
+    *,
+    conversion: str = ORDER,
+    lookback_days: int | None = DEFAULT_LOOKBACK_DAYS,
+    direct: str | None = DIRECT,
+    coupon_channels: Mapping[str, str] | None = None,
+    gap_minutes: int = 30,
+) -> list[WarehouseJourneys]:
+    """The journeys of several periods with the same filters, as `build_journeys` cuts
+    each of them.
+
+    Periods whose windows (the period and its lookback) meet, such as a period and the one
+    before it, share one pass over the events: touches and conversions are numbered once
+    over the span, then each period reads what it would have seen alone, the rows before
+    its end. Its earliest touches differ from a separate cut only before its own lookback
+    window, which no journey keeps.
+    """
     _check(conversion, lookback_days)
     margin = timedelta(days=lookback_days + 1) if lookback_days is not None else None
-    start = scope.start - margin if margin is not None else _EARLIEST
-    window = replace(scope, start=min(start, scope.start))
-    touches = _touches(tables, window, scope, conversion, coupon_channels, gap_minutes)
-    convs = _conversions(tables, window, scope, conversion)
-    numbered = _numbered(touches, convs)
-    scoped = _in_scope(convs, numbered, tables, scope)
-    kept = _window_touches(numbered, scoped, scope, lookback_days)
-    return _assemble(_fetch(scoped), _fetch(kept), conversion, lookback_days, direct)
+    starts = [s.start - margin if margin is not None else _EARLIEST for s in scopes]
+    if len(scopes) > 1 and max(starts) > min(s.end for s in scopes):
+        return [
+            build_periods(
+                tables, [s], conversion=conversion, lookback_days=lookback_days,
+                direct=direct, coupon_channels=coupon_channels, gap_minutes=gap_minutes,
+            )[0]
+            for s in scopes
+        ]  # fmt: skip
+    first = min(scopes, key=lambda s: s.start)
+    window = replace(first, start=min(*starts, first.start), end=max(s.end for s in scopes))
+    touches = _touches(tables, window, first, conversion, coupon_channels, gap_minutes)
+    convs = _conversions(tables, window, first, conversion)
+    found = []
+    with computed(_numbered(touches, convs)) as numbered:
+        for scope in scopes:
+            seen = in_period(numbered, replace(scope, start=window.start))
+            scoped = _in_scope(convs, seen, tables, scope)
+            kept = _window_touches(seen, scoped, scope, lookback_days)
+            found.append((_fetch(scoped), _fetch(kept)))
+    return [_assemble(s, k, conversion, lookback_days, direct) for s, k in found]
 
 
 # ---------------------------------------------------------------------------------
@@ -386,21 +426,28 @@ def credit_journeys(data: WarehouseJourneys, model: str, **options: Any) -> pd.D
     journey's amount by the same weights; Markov by each channel's removal effect on it.
     """
     journeys = data.journeys
-    base = at.attribute(journeys, model=model, **options)
-    frame = pd.DataFrame({"channel": base["channel"], "conversions": base["conversions"]})
     quantities = {
         "revenue_eur": data.revenue_cents,
         "new_customers": data.new_customers,
         "customer_orders": data.customer_orders,
         "customer_revenue_eur": data.customer_revenue_cents,
     }
+    if data.conversion not in (ORDER, FIRST_ORDER):
+        quantities["orders"] = data.orders
+    if model == "markov":  # one chain, solved for every quantity at once
+        at.check_options("markov", options)
+        conversions, credited = at.markov_values(journeys, list(quantities.values()), **options)
+        frame = pd.DataFrame({"channel": list(journeys.channels), "conversions": conversions})
+        for column, values in zip(quantities, credited, strict=True):
+            frame[column] = values
+    else:
+        base = at.attribute(journeys, model=model, **options)
+        frame = pd.DataFrame({"channel": base["channel"], "conversions": base["conversions"]})
+        for column, values in quantities.items():
+            found = at.attribute(replace(journeys, value=values), model=model, **options)
+            frame[column] = found["value"].to_numpy()
     if data.conversion in (ORDER, FIRST_ORDER):
         frame["orders"] = frame["conversions"]
-    else:
-        quantities["orders"] = data.orders
-    for column, values in quantities.items():
-        credited = at.attribute(replace(journeys, value=values), model=model, **options)
-        frame[column] = credited["value"].to_numpy()
     for column in _MONEY:
         frame[column] = frame[column] / 100
     return _finish(frame)
@@ -442,11 +489,35 @@ def credit(
     `share` and `revenue_share` are fractions of everything credited, whatever channels
     the scope selects. `options` go to the model (e.g. `{"order": 2}` for Markov).
     """
-    data = build_journeys(
-        tables, scope, conversion=conversion, lookback_days=lookback_days,
+    (found,) = credit_periods(
+        tables, [scope], model, lookback_days=lookback_days, conversion=conversion,
+        direct=direct, coupon_channels=coupon_channels, options=options,
+    )  # fmt: skip
+    return found
+
+
+def credit_periods(
+    tables: Tables,
+    scopes: Sequence[Scope],
+    model: str,
+    *,
+    lookback_days: int | None = DEFAULT_LOOKBACK_DAYS,
+    conversion: str = ORDER,
+    direct: str | None = DIRECT,
+    coupon_channels: Mapping[str, str] | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> list[pd.DataFrame]:
+    """`credit` for several periods with the same filters (a period and the one it is
+    compared with), cutting their journeys together where they meet (`build_periods`)."""
+    found = build_periods(
+        tables, scopes, conversion=conversion, lookback_days=lookback_days,
         direct=direct, coupon_channels=coupon_channels,
     )  # fmt: skip
-    return _select(credit_journeys(data, model, **dict(options or {})), scope)
+    settings = dict(options or {})
+    return [
+        _select(credit_journeys(data, model, **settings), s)
+        for data, s in zip(found, scopes, strict=True)
+    ]
 
 
 def compare_models(

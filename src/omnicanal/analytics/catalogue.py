@@ -97,14 +97,12 @@ def _channels(tables: Tables, scope: Scope, params: ChannelParams) -> ReportResu
     credit = previous = None
     notes = []
     if params.model != "visit":
-        credit = attribution_data.credit(
-            tables, scope, params.model, lookback_days=params.lookback_days
-        )
         before = comparison(scope, compare)
-        if before is not None:
-            previous = attribution_data.credit(
-                tables, before, params.model, lookback_days=params.lookback_days
-            )
+        periods = [scope] if before is None else [scope, before]
+        credits = attribution_data.credit_periods(
+            tables, periods, params.model, lookback_days=params.lookback_days
+        )
+        credit, previous = credits[0], credits[1] if before is not None else None
         notes.append(
             f"Marketing channels credited by the {params.model} model "
             f"({params.lookback_days}-day lookback)."

@@ -369,6 +369,14 @@ def _maximise(
     return np.exp(result.x), -float(result.fun)
 
 
+def distinct_rows(*columns: FloatArray) -> tuple[list[FloatArray], FloatArray]:
+    """The distinct rows of equal-length columns, and how many times each occurs."""
+    counted = pd.DataFrame(dict(enumerate(columns))).value_counts(sort=False, dropna=False)
+    rows = counted.index.to_frame(index=False)
+    weight = np.asarray(counted.to_numpy(), dtype=np.float64)
+    return [rows[i].to_numpy(dtype="float64") for i in range(len(columns))], weight
+
+
 def fit_bgnbd(summary: pd.DataFrame) -> BetaGeoParams:
     """Fit BG/NBD by maximum likelihood to an RFM summary (frequency, recency, T)."""
     x, tx, t = _arrays(summary, ["frequency", "recency", "T"])
@@ -381,7 +389,11 @@ def fit_bgnbd(summary: pd.DataFrame) -> BetaGeoParams:
             errors=[{"field": "recency", "reason": "greater than T"}],
         )
     start = np.array([1.0, max(float(t.mean()), 1e-3), 1.0, 1.0])
-    fitted, ll = _maximise(lambda p: _bgnbd_ll(p, x, tx, t), start, "BG/NBD")
+    # Customers alike in (x, t_x, T) have the same likelihood: each distinct triple is
+    # computed once and weighted by how many customers share it (on a daily grid, a million
+    # customers come down to a few hundred thousand triples).
+    (ux, utx, ut), weight = distinct_rows(x, tx, t)
+    fitted, ll = _maximise(lambda p: weight * _bgnbd_ll(p, ux, utx, ut), start, "BG/NBD")
     r, alpha, a, b = (float(v) for v in fitted)
     return BetaGeoParams(r=r, alpha=alpha, a=a, b=b, log_likelihood=ll, customers=len(x))
 
@@ -397,7 +409,8 @@ def fit_gamma_gamma(summary: pd.DataFrame) -> GammaGammaParams:
         )
     x, m = x[keep], m[keep]
     start = np.array([1.0, 1.0, max(float(m.mean()), 1e-3)])
-    fitted, ll = _maximise(lambda p: _gg_ll(p, x, m), start, "Gamma-Gamma")
+    (ux, um), weight = distinct_rows(x, m)
+    fitted, ll = _maximise(lambda p: weight * _gg_ll(p, ux, um), start, "Gamma-Gamma")
     p, q, v = (float(value) for value in fitted)
     return GammaGammaParams(p=p, q=q, v=v, log_likelihood=ll, customers=int(keep.sum()))
 

@@ -27,8 +27,8 @@ import pandas as pd
 from scipy import optimize, special, stats
 
 from omnicanal.analytics import clv as models
+from omnicanal.analytics.journeys_common import first_touches, instant
 from omnicanal.analytics.scope import GRAINS, Scope, Tables, in_period, truncate, with_filters
-from omnicanal.analytics.touchpoints import touchpoints
 from omnicanal.core.errors import InvalidError
 from omnicanal.warehouse.schema import ORDERS
 
@@ -189,11 +189,13 @@ class CustomerValue:
 def _fit_nbd(x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
     """Fit the NBD (Poisson rate ~ Gamma(r, alpha)) to x repeat purchases in t days."""
 
+    (x, t), weight = models.distinct_rows(x, t)
+
     def loss(log_params: np.ndarray) -> float:
         r, alpha = np.exp(log_params)
         ll = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
         ll -= (r + x) * np.log(alpha + t)
-        value = float(ll.sum())
+        value = float((weight * ll).sum())
         return -value if np.isfinite(value) else np.inf
 
     start = np.log([1.0, max(float(t.mean()), 1.0)])
@@ -309,14 +311,13 @@ def _first_channels(tables: Tables, scope: Scope) -> pd.DataFrame:
     rank = ibis.row_number().over(ibis.window(group_by="person_id", order_by=["ts", "order_id"]))
     first = orders.mutate(rank=rank).filter(lambda t: t["rank"] == 0)
     first = first.select(buyer="person_id", first_ts="ts", first_order_channel="channel")
-    history = replace(scope, start=_EARLIEST, channels=(), media_classes=(), stores=())
-    touches = with_filters(touchpoints(tables, history), history, channel=None)
-    joined = touches.join(first, touches.person_id == first.buyer)
-    joined = joined.filter(joined.ts <= joined.first_ts)
-    earliest = ibis.row_number().over(ibis.window(group_by="person_id", order_by=["ts", "channel"]))
-    touch = joined.mutate(rank=earliest).filter(lambda t: t["rank"] == 0)
-    touch = touch.select(toucher="person_id", first_touch_channel="channel")
-    both = first.left_join(touch, first.buyer == touch.toucher)
+    # A person's first touchpoint ever is their first before their first order, if any was.
+    everything = replace(scope, channels=(), media_classes=(), stores=())
+    touch = first_touches(tables, everything)
+    touch = touch.select(toucher="person_id", touch_ts="ts", first_touch_channel="channel")
+    both = first.left_join(
+        touch, (first.buyer == touch.toucher) & (touch.touch_ts <= instant(first.first_ts))
+    )
     return _fetch(
         both.select(
             person_id=both.buyer,
