@@ -201,6 +201,85 @@ def test_a_shared_family_email_never_merges_two_accounts(
     assert person(db, "u2")["id"] in household[0]["members"]
 
 
+def _receipt(number: int, minutes: int, **traits: Any) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "anonymousId": f"till:{number}",
+        "event": "Order Completed",
+        "properties": {"order_id": f"T{number}", "total": 20},
+        "context": {"traits": traits},
+        "timestamp": at(minutes),
+    }
+
+
+def test_a_family_member_giving_the_account_email_at_the_till_stays_apart(
+    client: TestClient, db: Database, source: SourceKey
+) -> None:
+    head = "jean.martin@exemple.fr"
+    till = make_source(db, "till", "store:lyon")
+    send(
+        client,
+        source,
+        [
+            {
+                "type": "identify",
+                "userId": "u1",
+                "traits": {"email": head, "firstName": "Jean", "lastName": "Martin"},
+                "timestamp": at(0),
+            }
+        ],
+    )
+    send(
+        client,
+        till,
+        [
+            _receipt(1, 5, email=head, firstName="Jean", lastName="MARTIN"),
+            _receipt(2, 6, email=head, firstName="Jaen", lastName="Martin"),  # a slip
+            _receipt(3, 7, email=head, firstName="Martin", lastName="Jean"),  # swapped
+            _receipt(4, 8, email=head, firstName="Sophie", lastName="Martin"),  # his wife
+            _receipt(5, 9, email=head, firstName="Sophie", lastName="Martin", card="CARD-77"),
+            _receipt(6, 10, card="CARD-77", firstName="Sophie"),
+        ],
+    )
+    process(db)
+    jean = person(db, "u1")
+    assert {o["order_key"] for o in jean["orders"]} == {"lyon:T1", "lyon:T2", "lyon:T3"}
+    sophie = person(db, "CARD-77")
+    assert sophie["id"] != jean["id"]
+    assert {o["order_key"] for o in sophie["orders"]} == {"lyon:T5", "lyon:T6"}
+    assert sophie["traits"]["firstName"]["value"] == "Sophie"
+    assert jean["traits"]["firstName"]["value"] != "Sophie"  # her receipts are not his
+    assert people(db) == 3  # receipt 4 carries nothing else: a profile of its own
+    with db.engine.connect() as conn:
+        shared = conn.execute(
+            text("SELECT shared FROM identity WHERE kind = 'email' AND value = :v"), {"v": head}
+        ).scalar_one()
+        reasons = conn.execute(text("SELECT reason FROM identity_conflict")).scalars().all()
+    assert shared
+    assert any("another first name" in r for r in reasons)
+    household = person(db, "u1")["households"]
+    assert [h["key"] for h in household] == [f"email:{head}"]
+    assert sophie["id"] in household[0]["members"]
+
+
+def test_a_household_stops_growing_at_its_limit(client: TestClient, db: Database) -> None:
+    till = make_source(db, "till", "store:lyon")
+    names = ["Anne", "Bruno", "Chloe", "David", "Elodie", "Fabien", "Gilles", "Helene"]
+    names += ["Ines", "Julien", "Karim", "Lucie"]
+    shared = "bureau.martin@exemple.fr"
+    send(
+        client,
+        till,
+        [_receipt(i, i, email=shared, firstName=n, card=f"C{i}") for i, n in enumerate(names)],
+    )
+    process(db)
+    assert people(db) == len(names)  # one e-mail, twelve first names: nobody merged
+    household = person(db, "C0")["households"]
+    assert [h["key"] for h in household] == [f"email:{shared}"]
+    assert len(household[0]["members"]) == 7  # the others: eight in all, the limit
+    assert person(db, "C11")["households"] == []
+
+
 def test_a_generic_till_email_does_not_collapse_customers(client: TestClient, db: Database) -> None:
     till = make_source(db, "till", "store:lyon")
     send(

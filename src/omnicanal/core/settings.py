@@ -83,7 +83,8 @@ class IdentitySettings(BaseModel):
 
     `limits`: how many values of a kind one person may hold; a join that would exceed
     it is refused. `shareable`: kinds that, when they bridge two people, are marked
-    shared (they stop joining and link a household). `blocked`: regular expressions
+    shared (they stop joining and link a household of at most `household_limit` people).
+    `blocked`: regular expressions
     on `kind:value` for values that are never identifiers.
     """
 
@@ -91,6 +92,8 @@ class IdentitySettings(BaseModel):
         default_factory=lambda: {"user_id": 1, "card": 2, "email": 5, "phone": 5}
     )
     shareable: list[str] = Field(default_factory=lambda: ["email", "phone"])
+    # People one shared address or e-mail links as a household; beyond, no one is added.
+    household_limit: int = Field(8, ge=2)
     blocked: list[str] = Field(
         default_factory=lambda: [
             # Generic shop, till and placeholder addresses typed in when a customer has none.

@@ -13,10 +13,16 @@ back at `flush()`. Rules, in the order they apply to an event's identifiers
    Then the join is refused and recorded as a conflict; a shareable identifier
    (email, phone) that bridged two people is marked *shared*: it never joins
    profiles again, and the people it linked become a household.
-3. New identifiers are attached to the profile; if the event's top identifier is
+3. A shareable identifier given with a first name that cannot be the first name of the
+   profile it names (`omnicanal.identity.names`: slips, initials, compound names and
+   swapped fields allowed) is someone else's: a family member giving the household's
+   e-mail at the till. It does not join them: it is marked shared, the two people become
+   a household, and the record goes to the profile its other identifiers name, or to a
+   new one.
+4. New identifiers are attached to the profile; if the event's top identifier is
    new and the profile already holds its limit of that kind (a second userId on
    one browser), the event belongs to a new person.
-4. No known identifier: a new profile.
+5. No known identifier: a new profile.
 
 Each event is attached to the profile that owns the identifier which recognised
 it (a member of the cluster, not the root), so undoing a merge moves back exactly
@@ -35,9 +41,13 @@ import orjson
 from sqlalchemy import Connection, bindparam, text
 
 from omnicanal.core.settings import IdentitySettings
+from omnicanal.identity.names import other_person
 from omnicanal.identity.service import members, separated
 
 Key = tuple[str, str]
+#: A first and a last name, normalised (`normalise_name`); None where not given.
+Name = tuple[str | None, str | None]
+_NO_NAME: Name = (None, None)
 
 # An identifier's last_seen_ms moves in steps of at least this much, which spares the
 # processor an update per event for identifiers seen again and again within a visit.
@@ -58,6 +68,7 @@ class IdentityRules:
     limits: Mapping[str, int]
     shareable: frozenset[str]
     blocked: re.Pattern[str] | None
+    household_limit: int | None = None
 
     @classmethod
     def from_settings(cls, settings: IdentitySettings) -> IdentityRules:
@@ -67,6 +78,7 @@ class IdentityRules:
             limits=dict(settings.limits),
             shareable=frozenset(settings.shareable),
             blocked=re.compile(pattern, re.IGNORECASE) if pattern else None,
+            household_limit=settings.household_limit,
         )
 
     def is_blocked(self, key: Key) -> bool:
@@ -95,6 +107,7 @@ class _Pending:
     shared: list[Key] = field(default_factory=list)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     households: list[tuple[str, int, str]] = field(default_factory=list)
+    household_seen: set[tuple[str, int]] = field(default_factory=set)
 
 
 class Graph:
@@ -107,6 +120,7 @@ class Graph:
         self._root: dict[int, int] = {}
         self._forward: dict[int, int] = {}
         self._kinds: dict[int, dict[str, set[str]]] = {}
+        self._names: dict[int, Name] = {}
         self._next_id = 0
         self._spare_ids: list[int] = []
         self._pending = _Pending()
@@ -121,11 +135,12 @@ class Graph:
         self._root.clear()
         self._forward.clear()
         self._kinds.clear()
+        self._names.clear()
         self._spare_ids.clear()
 
     def begin(self, conn: Connection, now_ms: int) -> None:
         """Start work inside the caller's transaction."""
-        if len(self._ident) > self.cache_limit or len(self._root) > self.cache_limit:
+        if max(len(self._ident), len(self._root), len(self._names)) > self.cache_limit:
             self.invalidate()
         self._conn = conn
         self.now_ms = now_ms
@@ -162,6 +177,12 @@ class Graph:
         self._load_roots(
             {e.profile_id for k in missing if (e := self._ident[k]) is not None} - self._root.keys()
         )
+        shareable = self.rules.shareable
+        self._load_names(
+            e.profile_id
+            for k in missing
+            if kind_class(k[0]) in shareable and (e := self._ident[k]) is not None
+        )
 
     def _load_roots(self, ids: Iterable[int]) -> None:
         wanted = list(ids)
@@ -187,24 +208,37 @@ class Graph:
     # -- resolution ------------------------------------------------------------------
 
     def resolve(
-        self, event_id: int, keys: list[Key], at_ms: int, source_id: int, *, alias: bool = False
+        self,
+        event_id: int,
+        keys: list[Key],
+        at_ms: int,
+        source_id: int,
+        *,
+        alias: bool = False,
+        name: Name = _NO_NAME,
     ) -> int:
         """Return the profile an event belongs to, joining and creating as the rules say.
 
         `keys` are normalised identifiers sorted by priority; call `prefetch` first.
+        `name` is the first and last name the event gives, if any.
         """
         keys = [k for k in keys if not self.rules.is_blocked(k)]
         known: list[tuple[Key, int]] = []
         unknown: list[Key] = []
+        holders: list[Key] = []  # shared identifiers: the event's person joins their household
         for key in keys:
             entry = self._ident.get(key)
             if entry is None:
                 unknown.append(key)
-            elif not entry.shared:
+            elif entry.shared:
+                holders.append(key)
+            else:
                 known.append((key, entry.profile_id))
                 if at_ms > entry.last_seen_ms + SEEN_GRANULARITY_MS:
                     entry.last_seen_ms = at_ms
                     self._pending.seen[key] = at_ms
+        disputed = [(k, pid) for k, pid in known if self._someone_else(k, pid, name)]
+        known = [pair for pair in known if pair not in disputed]
         anchor = None
         if unknown and known and unknown[0] == keys[0]:
             anchor = self._another_person(event_id, unknown[0], known, at_ms)
@@ -212,6 +246,7 @@ class Graph:
             anchor = self._join(event_id, known, "alias" if alias else "shared_identifier")
         if anchor is None:
             anchor = self._new_profile(at_ms)
+        self._keep_apart(disputed, holders, anchor, event_id, name)
         for key in unknown:
             root = self.root(anchor)
             if self._can_attach(root, key):
@@ -220,6 +255,55 @@ class Graph:
                 reason = f"{key[0]} limit of {self.rules.limit(key[0])} per person reached"
                 self._conflict(key, [root], event_id, reason)
         return anchor
+
+    def _keep_apart(
+        self,
+        disputed: list[tuple[Key, int]],
+        holders: list[Key],
+        anchor: int,
+        event_id: int,
+        name: Name,
+    ) -> None:
+        """Refuse the identifiers given under another name, link the person to the
+        households of the shared identifiers they gave, remember the anchor's name."""
+        for key in holders:
+            if kind_class(key[0]) in self.rules.shareable:
+                self._household(key, anchor)
+        for key, pid in disputed:
+            if self.root(pid) != self.root(anchor):
+                reason = f"{key[0]} given under another first name; it no longer joins profiles"
+                self._refuse(key, self.root(pid), self.root(anchor), event_id, reason)
+        if name[0] and (cached := self._names.get(anchor)) is not None and not cached[0]:
+            self._names[anchor] = name  # a profile of this batch, or named for the first time
+
+    def _someone_else(self, key: Key, profile_id: int, name: Name) -> bool:
+        """True when a shareable identifier is given under a first name its profile (or,
+        without a name, its person) cannot have: someone else's, used for them."""
+        if not name[0] or kind_class(key[0]) not in self.rules.shareable:
+            return False
+        known = self._name_of(profile_id)
+        if not known[0]:
+            known = self._name_of(self.root(profile_id))
+        return other_person(name[0], name[1], known[0], known[1])
+
+    def _name_of(self, profile_id: int) -> Name:
+        found = self._names.get(profile_id)
+        if found is None:
+            self._load_names([profile_id])
+            found = self._names.get(profile_id, _NO_NAME)
+        return found
+
+    def _load_names(self, ids: Iterable[int]) -> None:
+        wanted = [i for i in set(ids) if i not in self._names]
+        query = text("SELECT id, first_name, last_name FROM profile WHERE id IN :ids").bindparams(
+            bindparam("ids", expanding=True)
+        )
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            for pid in chunk:
+                self._names[pid] = _NO_NAME  # new in this batch, or never named
+            for pid, first, last in self.conn.execute(query, {"ids": chunk}):
+                self._names[int(pid)] = (first, last)
 
     def _another_person(
         self, event_id: int, top: Key, known: list[tuple[Key, int]], at_ms: int
@@ -258,6 +342,7 @@ class Graph:
         pid = self._allocate()
         self._root[pid] = pid
         self._kinds[pid] = {}
+        self._names[pid] = _NO_NAME
         self._pending.profiles.append(
             {
                 "id": pid,
@@ -368,24 +453,28 @@ class Graph:
         )
         return survivor
 
-    def _refuse(self, key: Key, root: int, other: int, event_id: int) -> None:
-        reason = "joining would exceed an identifier limit"
-        if kind_class(key[0]) in self.rules.shareable:
+    def _refuse(
+        self, key: Key, root: int, other: int, event_id: int, reason: str | None = None
+    ) -> None:
+        if kind_class(key[0]) not in self.rules.shareable:
+            reason = reason or "joining would exceed an identifier limit"
+        else:
             entry = self._ident[key]
             assert entry is not None
             entry.shared = True
             self._pending.shared.append(key)
-            reason = f"{key[0]} shared by several people; it no longer joins profiles"
-            household = f"{key[0]}:{key[1]}"
+            reason = reason or f"{key[0]} shared by several people; it no longer joins profiles"
             for pid in (entry.profile_id, root, other):
-                self._pending.households.append(
-                    (
-                        household,
-                        self.root(pid),
-                        orjson.dumps({"kind": key[0], "value": key[1]}).decode(),
-                    )
-                )
+                self._household(key, pid)
         self._conflict(key, [root, other], event_id, reason)
+
+    def _household(self, key: Key, profile_id: int) -> None:
+        """Link a profile's person to the household a shared identifier names."""
+        member = (f"{key[0]}:{key[1]}", self.root(profile_id))
+        if member not in self._pending.household_seen:
+            self._pending.household_seen.add(member)
+            evidence = orjson.dumps({"kind": key[0], "value": key[1]}).decode()
+            self._pending.households.append((*member, evidence))
 
     def _conflict(self, key: Key, profiles: list[int], event_id: int, reason: str) -> None:
         self._pending.conflicts.append(
@@ -488,7 +577,9 @@ class Graph:
                 pending.conflicts,
             )
         for key, profile_id, evidence in pending.households:
-            link_household(conn, key, profile_id, evidence, self.now_ms)
+            link_household(
+                conn, key, profile_id, evidence, self.now_ms, limit=self.rules.household_limit
+            )
         # Roots moved by merges are now in the database; keep the cache flat and forget
         # the batch's forwarding (the database answers for profiles not cached).
         for pid in list(self._root):
@@ -499,8 +590,20 @@ class Graph:
         return created
 
 
-def link_household(conn: Connection, key: str, profile_id: int, evidence: str, now_ms: int) -> None:
-    """Add a profile to the household named by `key` (created when new); idempotent."""
+def link_household(
+    conn: Connection,
+    key: str,
+    profile_id: int,
+    evidence: str,
+    now_ms: int,
+    *,
+    limit: int | None = None,
+) -> None:
+    """Add a profile to the household named by `key` (created when new); idempotent.
+
+    A household already holding `limit` people takes no more: an address or e-mail shared
+    by that many is a building or a shop's, not a family's.
+    """
     row = conn.execute(text("SELECT id FROM household WHERE key = :key"), {"key": key}).first()
     if row is None:
         household_id = conn.execute(
@@ -509,6 +612,13 @@ def link_household(conn: Connection, key: str, profile_id: int, evidence: str, n
         ).scalar_one()
     else:
         household_id = row[0]
+        if limit is not None:
+            size = conn.execute(
+                text("SELECT COUNT(*) FROM household_member WHERE household_id = :h"),
+                {"h": household_id},
+            ).scalar_one()
+            if size >= limit:
+                return
     exists = conn.execute(
         text("SELECT 1 FROM household_member WHERE household_id = :h AND profile_id = :p"),
         {"h": household_id, "p": profile_id},

@@ -29,7 +29,7 @@ from sqlalchemy.exc import OperationalError
 
 from omnicanal.core.channel_rules import configured_rules, derive_channel
 from omnicanal.core.settings import IdentitySettings
-from omnicanal.identity.graph import Graph, IdentityRules, link_household
+from omnicanal.identity.graph import Graph, IdentityRules, Name, link_household
 from omnicanal.identity.normalise import (
     address_key,
     identifiers_from_message,
@@ -219,6 +219,16 @@ def _first(traits: dict[str, Any], *names: str) -> Any:
         if value not in (None, ""):
             return value
     return None
+
+
+def _identity(msg: dict[str, Any]) -> tuple[list[tuple[str, str]], Name]:
+    """The message's identifiers (see `identifiers_from_message`) and the name it gives."""
+    traits = _traits(msg)
+    name = (
+        normalise_name(_first(traits, "firstName", "first_name", "firstname")),
+        normalise_name(_first(traits, "lastName", "last_name", "lastname")),
+    )
+    return identifiers_from_message(msg), name
 
 
 def searchable(traits: dict[str, Any]) -> dict[str, str | None]:
@@ -504,17 +514,22 @@ class _Batch:
     def run(self) -> BatchResult:
         graph = self.p.graph
         graph.begin(self.conn, self.now_ms)
-        parsed: list[tuple[Any, dict[str, Any], list[tuple[str, str]]]] = []
+        parsed: list[tuple[Any, dict[str, Any], list[tuple[str, str]], Name]] = []
         memo = self.p.identifiers
         for row in self.rows:
             msg = orjson.loads(row.payload)
-            keys = memo.get(_identifier_key(msg), partial(identifiers_from_message, msg))
-            parsed.append((row, msg, keys))
-        graph.prefetch(k for _row, _msg, keys in parsed for k in keys)
+            keys, name = memo.get(_identifier_key(msg), partial(_identity, msg))
+            parsed.append((row, msg, keys, name))
+        graph.prefetch(k for _row, _msg, keys, _name in parsed for k in keys)
         lags = []
-        for row, msg, keys in parsed:
+        for row, msg, keys, name in parsed:
             pid = graph.resolve(
-                row.id, keys, row.timestamp_ms, row.source_id, alias=row.type == "alias"
+                row.id,
+                keys,
+                row.timestamp_ms,
+                row.source_id,
+                alias=row.type == "alias",
+                name=name,
             )
             self._derive(row, msg, pid)
             lags.append(self.now_ms - row.received_ms)
@@ -922,6 +937,7 @@ class _Batch:
                     self.p.graph.root(pid),
                     orjson.dumps({"kind": "address", "value": touch.address}).decode(),
                     self.now_ms,
+                    limit=self.p.graph.rules.household_limit,
                 )
         plain = [u for u in updates if "traits" not in u]
         full = [u for u in updates if "traits" in u]
