@@ -11,12 +11,10 @@ customer-value models are compared with what the customers bought in the holdout
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,7 +22,6 @@ import pytest
 
 from omnicanal.analytics import attribution, attribution_data, reports
 from omnicanal.analytics.scope import Tables
-from omnicanal.collect.imports import run_import
 from omnicanal.core.settings import Settings
 from omnicanal.demo import scoring
 from omnicanal.demo.retailer import FILE_KINDS, Dataset, generate
@@ -34,8 +31,7 @@ from omnicanal.store.engine import Database, make_engine
 from omnicanal.store.migrate import upgrade
 from omnicanal.warehouse.connect import Warehouse
 from omnicanal.warehouse.sync import sync
-from tests.conftest import make_source
-from tests.profiles.logs import write_log
+from tests.profiles.logs import write_world
 
 WORLD = {"customers": 800, "months": 12, "seed": 31, "holdout_months": 4}
 END = date(2026, 9, 1)
@@ -55,24 +51,18 @@ class Loaded:
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
     folder = tmp_path_factory.mktemp("truth")
     world = generate(**WORLD, end=END, out=folder / "world")
+    url = f"sqlite:///{folder / 'omnicanal.db'}"
     settings = Settings(
         data_dir=folder / "data",
-        database_url=f"sqlite:///{folder / 'omnicanal.db'}",
+        database_url=url,
         processor={"enabled": False},
         warehouse={"sync_enabled": False},
     )
-    engine = make_engine(settings.database_url)
+    engine = make_engine(url)
     upgrade(engine)
     db = Database(engine)
     try:
-        by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for source, message in world.messages():
-            by_source[source].append(message)
-        for name, channel in world.sources:
-            write_log(db, make_source(db, name, channel).id, by_source[name])
-        for kind in FILE_KINDS:
-            if kind in world.files:
-                run_import(db=db, kind=kind, path=world.files[kind])
+        write_world(db, world, FILE_KINDS)
         Processor(db).drain()
         with db.engine.begin() as conn:
             linkage.run(conn, settings.identity)

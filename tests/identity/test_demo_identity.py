@@ -18,14 +18,12 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import Connection, text
 
-from omnicanal.collect.imports import run_import
 from omnicanal.demo.retailer import Dataset, generate
 from omnicanal.identity import linkage
 from omnicanal.identity.normalise import normalise_card, normalise_email, normalise_phone
 from omnicanal.profiles.processor import Processor
 from omnicanal.store.engine import Database
-from tests.conftest import make_source
-from tests.profiles.logs import write_log
+from tests.profiles.logs import write_world
 
 WORLD = {"customers": 1000, "months": 12, "seed": 12, "holdout_months": 1}
 END = date(2026, 11, 23)
@@ -54,13 +52,7 @@ def truth(world) -> dict[Key, str]:
 
 
 def _load(db: Database, world: Dataset) -> None:
-    by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for source, message in world.messages():
-        by_source[source].append(message)
-    for name, channel in world.sources:
-        write_log(db, make_source(db, name, channel).id, by_source[name])
-    for kind in PERSON_FILES:
-        run_import(db=db, kind=kind, path=world.files[kind])
+    write_world(db, world, PERSON_FILES)
     Processor(db).drain()
 
 
