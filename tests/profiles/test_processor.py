@@ -248,7 +248,10 @@ def test_a_family_member_giving_the_account_email_at_the_till_stays_apart(
     assert sophie["id"] != jean["id"]
     assert {o["order_key"] for o in sophie["orders"]} == {"lyon:T5", "lyon:T6"}
     assert sophie["traits"]["firstName"]["value"] == "Sophie"
-    assert jean["traits"]["firstName"]["value"] != "Sophie"  # her receipts are not his
+    # Her receipts are not his; and what a cashier typed (the swapped receipt 3) does not
+    # replace the name he gave when he signed in.
+    assert jean["traits"]["firstName"]["value"] == "Jean"
+    assert jean["traits"]["firstName"]["from"] == "identify"
     assert people(db) == 3  # receipt 4 carries nothing else: a profile of its own
     with db.engine.connect() as conn:
         shared = conn.execute(
@@ -260,6 +263,60 @@ def test_a_family_member_giving_the_account_email_at_the_till_stays_apart(
     household = person(db, "u1")["households"]
     assert [h["key"] for h in household] == [f"email:{head}"]
     assert sophie["id"] in household[0]["members"]
+
+
+def test_details_typed_at_the_till_fill_gaps_but_do_not_replace_the_customers_own(
+    client: TestClient, db: Database, source: SourceKey
+) -> None:
+    till = make_source(db, "till", "store:lyon")
+    send(
+        client,
+        source,
+        [
+            {
+                "type": "identify",
+                "userId": "u9",
+                "traits": {"email": "lea.roux@exemple.fr", "firstName": "Léa", "lastName": "Roux"},
+                "timestamp": at(0),
+            }
+        ],
+    )
+    send(
+        client,
+        till,
+        [
+            _receipt(
+                1,
+                10,
+                email="lea.roux@exemple.fr",
+                firstName="Lea",
+                lastName="ROUX",
+                postalCode="69003",
+            )
+        ],
+    )
+    process(db)
+    lea = person(db, "u9")
+    traits = {name: entry["value"] for name, entry in lea["traits"].items()}
+    assert traits["firstName"] == "Léa"  # as she wrote it, not as typed at the till
+    assert traits["lastName"] == "Roux"
+    assert traits["postalCode"] == "69003"  # a gap the receipt fills
+    assert lea["traits"]["postalCode"]["from"] == "event"
+    send(
+        client,
+        source,
+        [
+            {
+                "type": "identify",
+                "userId": "u9",
+                "traits": {"lastName": "Roux-Martin"},
+                "timestamp": at(20),
+                "messageId": "u9-renamed",
+            }
+        ],
+    )
+    process(db)
+    assert person(db, "u9")["traits"]["lastName"]["value"] == "Roux-Martin"  # she changed it
 
 
 def test_a_household_stops_growing_at_its_limit(client: TestClient, db: Database) -> None:

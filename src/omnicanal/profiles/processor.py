@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from sqlalchemy import Connection, TextClause, bindparam, text
@@ -211,6 +211,24 @@ def _traits(msg: dict[str, Any]) -> dict[str, Any]:
     if msg.get("type") == "identify" and isinstance(own, dict):
         traits.update(own)
     return traits
+
+
+#: Where a trait value came from: an identify call (a sign-in, a sign-up, a CRM record: the
+#: person's details as they or the brand hold them) or the `context.traits` of another
+#: event (a till receipt, a sign-up sheet, a call: details as someone typed them in passing).
+IDENTIFY: Final = "identify"
+EVENT: Final = "event"
+_RANK = {IDENTIFY: 1, EVENT: 0}
+
+
+def _outranks(new: dict[str, Any], known: dict[str, Any]) -> bool:
+    """True when a trait value replaces the one known: an identify call's value wins over
+    one typed at a till or on a form, and among equals the later one wins. Values stored
+    before the origin was kept count as an identify call's."""
+    new_rank, known_rank = _RANK[new.get("from", IDENTIFY)], _RANK[known.get("from", IDENTIFY)]
+    if new_rank != known_rank:
+        return new_rank > known_rank
+    return bool(known.get("at", 0) <= new["at"])
 
 
 def _first(traits: dict[str, Any], *names: str) -> Any:
@@ -595,17 +613,20 @@ class _Batch:
         )
 
     def _traits(self, touch: _Touch, traits: dict[str, Any], row: Any) -> None:
+        given = IDENTIFY if row.type == "identify" else EVENT
         for name, value in traits.items():
             if value is None or name in {"password"}:
                 continue
+            entry = {
+                "value": value,
+                "source_id": row.source_id,
+                "at": row.timestamp_ms,
+                "event_id": row.id,
+                "from": given,
+            }
             known = touch.traits.get(name)
-            if known is None or known["at"] <= row.timestamp_ms:
-                touch.traits[name] = {
-                    "value": value,
-                    "source_id": row.source_id,
-                    "at": row.timestamp_ms,
-                    "event_id": row.id,
-                }
+            if known is None or _outranks(entry, known):
+                touch.traits[name] = entry
         address = traits.get("address")
         if isinstance(address, dict):
             touch.address = address_key(
@@ -921,7 +942,7 @@ class _Batch:
             if traits is not None:
                 for name, value in touch.traits.items():
                     known = traits.get(name)
-                    if known is None or known.get("at", 0) <= value["at"]:
+                    if known is None or _outranks(value, known):
                         traits[name] = value
                 flat = {name: entry["value"] for name, entry in traits.items()}
                 update.update(searchable(flat))
