@@ -43,6 +43,7 @@ from sqlalchemy import Connection, bindparam, text
 from omnicanal.core.settings import IdentitySettings
 from omnicanal.identity.names import other_person
 from omnicanal.identity.service import members, separated
+from omnicanal.store.bulk import insert_rows
 
 Key = tuple[str, str]
 #: A first and a last name, normalised (`normalise_name`); None where not given.
@@ -517,24 +518,20 @@ class Graph:
     def flush(self) -> list[int]:
         """Write what this batch changed; return the ids of the profiles created."""
         pending, conn = self._pending, self.conn
-        if pending.profiles:
-            conn.execute(
-                text(
-                    "INSERT INTO profile (id, created_ms, updated_ms, first_seen_ms, last_seen_ms, "
-                    "event_count, traits) VALUES (:id, :created_ms, :updated_ms, :first_seen_ms, "
-                    ":last_seen_ms, 0, '{}')"
-                ),
-                pending.profiles,
-            )
-        if pending.identities:
-            conn.execute(
-                text(
-                    "INSERT INTO identity (kind, value, profile_id, source_id, first_seen_ms, "
-                    "last_seen_ms, shared) VALUES (:kind, :value, :profile_id, :source_id, "
-                    ":first_seen_ms, :last_seen_ms, :shared)"
-                ),
-                pending.identities,
-            )
+        profile = ("id", "created_ms", "updated_ms", "first_seen_ms", "last_seen_ms")
+        insert_rows(
+            conn,
+            "profile",
+            (*profile, "event_count", "traits"),
+            [(*(p[c] for c in profile), 0, "{}") for p in pending.profiles],
+        )
+        identity = ("kind", "value", "profile_id", "source_id", "first_seen_ms", "last_seen_ms")
+        insert_rows(
+            conn,
+            "identity",
+            (*identity, "shared"),
+            [(*(i[c] for c in identity), i["shared"]) for i in pending.identities],
+        )
         for ident in self._ident.values():
             if ident is not None:
                 ident.new = False

@@ -41,6 +41,7 @@ from omnicanal.identity.normalise import (
 )
 from omnicanal.identity.service import GRAPH_GENERATION
 from omnicanal.identity.service import members as identity_members
+from omnicanal.store.bulk import insert_rows
 from omnicanal.store.engine import Database
 
 MAIN = "main"
@@ -898,13 +899,7 @@ class _Batch:
 
     def _write(self) -> None:
         conn = self.conn
-        if self.events:
-            mark = "?" if conn.dialect.name == "sqlite" else "%s"
-            conn.exec_driver_sql(
-                f"INSERT INTO profile_event ({', '.join(_EVENT_COLUMNS)}) "
-                f"VALUES ({', '.join([mark] * len(_EVENT_COLUMNS))})",
-                self.events,
-            )
+        insert_rows(conn, "profile_event", _EVENT_COLUMNS, self.events)
         self._write_profiles()
         if self.feedback:
             conn.execute(
