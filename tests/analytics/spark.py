@@ -32,3 +32,21 @@ def local_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield session
     finally:
         session.stop()
+
+
+#: The marks of an engine-equality test on Spark: selectable with `-m spark`; PySpark 4.0
+#: converts results with an argument pandas 3 deprecates, and py4j leaves its sockets to
+#: the garbage collector.
+ON_SPARK = [
+    pytest.mark.spark,
+    pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning"),
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+
+
+def on_spark(test: Any) -> Any:
+    """Give a test the marks of `ON_SPARK`."""
+    for mark in reversed(ON_SPARK):
+        test = mark(test)
+    return test

@@ -19,7 +19,7 @@ from omnicanal.analytics.scope import Scope
 from omnicanal.core.channels import parse_channel
 from omnicanal.core.errors import InvalidError
 from omnicanal.warehouse.schema import EVENTS, ORDERS, SCHEMAS, SOURCES
-from tests.analytics.spark import local_session
+from tests.analytics.spark import on_spark
 from tests.analytics.warehouse import load
 
 WEB, APP, NEWSLETTER, TILL = 1, 2, 3, 7
@@ -407,18 +407,7 @@ def test_periods_far_apart_are_cut_apart(tables) -> None:
     assert together[1].equals(ad.credit(tables, year_before, "markov"))
 
 
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory):
-    with local_session(tmp_path_factory) as session:
-        yield ibis.pyspark.connect(session)
-
-
-@pytest.mark.spark
-# PySpark 4.0 converts results with a pandas argument that pandas 3 deprecates, and py4j
-# leaves its sockets to the garbage collector.
-@pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@on_spark
 def test_spark_gives_the_same_credit(spark) -> None:
     shop = january()
     # Spark reads the Arrow rows itself: ibis's create_table would null integer columns

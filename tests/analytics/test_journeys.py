@@ -18,7 +18,7 @@ from omnicanal.analytics.scope import Scope, Tables
 from omnicanal.core.channels import parse_channel
 from omnicanal.core.errors import InvalidError
 from omnicanal.warehouse.schema import EVENTS, ORDERS, SCHEMAS, SOURCES
-from tests.analytics.spark import local_session
+from tests.analytics.spark import on_spark
 from tests.analytics.warehouse import load
 
 WEB, APP, NEWSLETTER, TILL = 1, 2, 3, 7
@@ -727,30 +727,19 @@ def test_reports_do_not_depend_on_row_order_and_funnels_only_narrow(rows, seed):
 # The same reports on Spark
 
 
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory):
-    with local_session(tmp_path_factory) as session:
-        yield ibis.pyspark.connect(session)
-
-
-@pytest.mark.spark
-# PySpark 4.0 converts results with a pandas argument that pandas 3 deprecates, and py4j
-# leaves its sockets to the garbage collector.
-@pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@on_spark
 def test_spark_gives_the_same_reports(spark, buyers):
-    on_spark = buyers_warehouse().tables(spark)
-    pd.testing.assert_frame_equal(journeys.stages(on_spark, MARCH), journeys.stages(buyers, MARCH))
-    spark_funnel = journeys.funnel(on_spark, MARCH, by="channel")
+    remote = buyers_warehouse().tables(spark)
+    pd.testing.assert_frame_equal(journeys.stages(remote, MARCH), journeys.stages(buyers, MARCH))
+    spark_funnel = journeys.funnel(remote, MARCH, by="channel")
     duck_funnel = journeys.funnel(buyers, MARCH, by="channel")
     pd.testing.assert_frame_equal(spark_funnel.steps, duck_funnel.steps)
     pd.testing.assert_frame_equal(spark_funnel.breaking_points, duck_funnel.breaking_points)
-    pd.testing.assert_frame_equal(journeys.paths(on_spark, MARCH), journeys.paths(buyers, MARCH))
+    pd.testing.assert_frame_equal(journeys.paths(remote, MARCH), journeys.paths(buyers, MARCH))
     pd.testing.assert_frame_equal(
-        journeys.time_to_convert(on_spark, MARCH), journeys.time_to_convert(buyers, MARCH)
+        journeys.time_to_convert(remote, MARCH), journeys.time_to_convert(buyers, MARCH)
     )
     pd.testing.assert_frame_equal(
-        journeys.switches(on_spark, MARCH, level="kind"),
+        journeys.switches(remote, MARCH, level="kind"),
         journeys.switches(buyers, MARCH, level="kind"),
     )

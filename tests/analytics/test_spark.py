@@ -7,7 +7,7 @@ year of a synthetic retailer (bench.warehouse_data) loaded into both engines.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -19,17 +19,10 @@ from bench.warehouse_data import generate
 
 from omnicanal.analytics import kpis, segments
 from omnicanal.analytics.scope import Scope, Tables
-from tests.analytics.spark import local_session
+from tests.analytics.spark import ON_SPARK
 from tests.analytics.warehouse import load
 
-pytestmark = [
-    pytest.mark.spark,
-    # PySpark 4.0 converts results with an argument pandas 3 deprecates; py4j leaves its
-    # sockets to the garbage collector
-    pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning"),
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-]
+pytestmark = ON_SPARK
 
 MONTH = Scope(date(2025, 6, 1), date(2025, 7, 1))
 
@@ -40,14 +33,8 @@ def data() -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def spark(tmp_path_factory) -> Iterator[Any]:
-    with local_session(tmp_path_factory) as session:
-        yield session
-
-
-@pytest.fixture(scope="module")
 def engines(data, spark) -> tuple[Tables, Tables]:
-    return load(ibis.duckdb.connect(), data), load(ibis.pyspark.connect(spark), data)
+    return load(ibis.duckdb.connect(), data), load(spark, data)
 
 
 def _suite() -> dict[str, Callable[[Tables], Any]]:
