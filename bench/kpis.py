@@ -34,7 +34,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from bench.system import ROOT, machine
+from bench.system import append_to_docs, machine, markdown_table
 from bench.warehouse_data import cached
 from omnicanal.analytics import catalogue as _registered  # noqa: F401 (fills the registry)
 from omnicanal.analytics import kpis
@@ -45,7 +45,6 @@ from omnicanal.analytics.scope import Scope, Tables
 from omnicanal.warehouse.schema import SCHEMAS
 
 console = Console(width=None if sys.stdout.isatty() else 200)
-DOCS = ROOT / "docs" / "benchmarks.md"
 GOAL_OVERVIEW_S = 1.0
 GOAL_REPORT_S = 2.0
 SERIES = ("revenue", "orders", "buyers", "new_customers", "visits", "conversion_rate")
@@ -336,13 +335,9 @@ def _write(m: Any, args: argparse.Namespace, scope: Scope, rows: list, notes: di
         f"{'**met**' if slowest < GOAL_REPORT_S else '**missed**'} (slowest {slowest:.2f} s). "
         f"Peak RSS {notes['rss']:,.0f} MiB (with the pandas tables).",
         "",
-        "| report | first run (s) | warm (s) | warm, CPU (s) |",
-        "| --- | --- | --- | --- |",
-        *("| " + " | ".join(row) + " |" for row in rows),
+        *markdown_table(("report", "first run (s)", "warm (s)", "warm, CPU (s)"), rows),
     ]
-    with DOCS.open("a") as out:
-        out.write("\n".join(lines) + "\n")
-    console.print(f"Appended to {DOCS}")
+    append_to_docs(lines, console.print)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from bench.system import ROOT, machine, wait_quiet
+from bench.system import append_to_docs, machine, markdown_table, wait_quiet
 from omnicanal.analytics import attribution as at
 from omnicanal.analytics import attribution_data
 from omnicanal.analytics.scope import Scope
@@ -48,7 +48,6 @@ from omnicanal.demo import scoring
 from omnicanal.warehouse.schema import EVENTS, ORDERS, SCHEMAS
 
 console = Console(width=None if sys.stdout.isatty() else 200)
-DOCS = ROOT / "docs" / "benchmarks.md"
 SHOWN_MODELS = ("last_touch", "last_non_direct", "linear", "markov", "shapley")
 
 
@@ -83,11 +82,7 @@ def open_warehouse(path: Path) -> tuple[Any, dict[str, ir.Table]]:
 def _md(frame: pd.DataFrame) -> list[str]:
     head = [str(c) for c in frame.columns]
     rows = [[str(v) for v in row] for row in frame.itertuples(index=False)]
-    return [
-        "| " + " | ".join(head) + " |",
-        "| " + " | ".join("---" for _ in head) + " |",
-        *("| " + " | ".join(row) + " |" for row in rows),
-    ]
+    return markdown_table(head, rows)
 
 
 def _show(frame: pd.DataFrame, title: str) -> None:
@@ -243,9 +238,7 @@ def scale(
 
 
 def _write(lines: list[str]) -> None:
-    with DOCS.open("a") as out:
-        out.write("\n".join(lines) + "\n")
-    console.print(f"Appended to {DOCS}")
+    append_to_docs(lines, console.print)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -40,7 +40,7 @@ from rich.table import Table
 from sqlalchemy import insert, text
 
 from bench.servers import DurableCluster, basic_auth, free_port, omnicanal_command, serve
-from bench.system import ROOT, machine
+from bench.system import append_to_docs, machine, markdown_table
 from omnicanal.collect import service as collect_service
 from omnicanal.collect.models import Event
 from omnicanal.collect.schemas import SourceCreate
@@ -50,7 +50,6 @@ from omnicanal.store.engine import Database, make_engine
 from omnicanal.store.migrate import upgrade
 
 console = Console()
-DOCS = ROOT / "docs" / "benchmarks.md"
 LOAD_AT_START = os.getloadavg()[0]
 START = datetime(2024, 1, 8, 9, 0, tzinfo=UTC)
 SOURCES = (
@@ -457,13 +456,9 @@ def _write(m: Any, rows: list[list[str]], table: Table, argv: str, lag_rate: int
         "profile update minus its acceptance time. Goal: ≥ 30,000 events/s on one worker, lag "
         "p99 < 1 s at 5,000 events/s.",
         "",
-        "| " + " | ".join(head) + " |",
-        "| " + " | ".join("---" for _ in head) + " |",
-        *("| " + " | ".join(row) + " |" for row in rows),
+        *markdown_table(head, rows),
     ]
-    with DOCS.open("a") as out:
-        out.write("\n".join(lines) + "\n")
-    console.print(f"Appended to {DOCS}")
+    append_to_docs(lines, console.print)
 
 
 if __name__ == "__main__":

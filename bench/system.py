@@ -1,4 +1,4 @@
-"""The machine a benchmark ran on, and how busy it was meanwhile."""
+"""The machine a benchmark ran on, how busy it was meanwhile, and where its results go."""
 
 from __future__ import annotations
 
@@ -6,13 +6,30 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "benchmarks.md"
+
+
+def markdown_table(head: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """The lines of a Markdown table."""
+    return [
+        "| " + " | ".join(head) + " |",
+        "| " + " | ".join("---" for _ in head) + " |",
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+
+
+def append_to_docs(lines: Iterable[str], log: Callable[[str], None]) -> None:
+    """Append a run's section to docs/benchmarks.md."""
+    with DOCS.open("a") as out:
+        out.write("\n".join(lines) + "\n")
+    log(f"Appended to {DOCS}")
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from sqlalchemy import insert, text
 
 from bench.process import SOURCES, _person_events
 from bench.servers import DurableCluster
-from bench.system import ROOT, machine
+from bench.system import append_to_docs, machine, markdown_table
 from omnicanal.collect import service as collect_service
 from omnicanal.collect.models import Event
 from omnicanal.collect.schemas import SourceCreate
@@ -49,7 +49,6 @@ from omnicanal.store.engine import Database, make_engine
 from omnicanal.store.migrate import upgrade
 
 console = Console(width=None if sys.stdout.isatty() else 200)
-DOCS = ROOT / "docs" / "benchmarks.md"
 LOAD_AT_START = os.getloadavg()[0]
 
 # One sync in a child process; prints its result as JSON.
@@ -250,13 +249,9 @@ def _write(m: Any, rows: list[list[str]], argv: str) -> None:
         "file; `file MiB` is the file after that sync. Goal: 1,000,000 new events synced "
         "in under 30 s on SQLite.",
         "",
-        "| " + " | ".join(HEAD) + " |",
-        "| " + " | ".join("---" for _ in HEAD) + " |",
-        *("| " + " | ".join(row) + " |" for row in rows),
+        *markdown_table(HEAD, rows),
     ]
-    with DOCS.open("a") as out:
-        out.write("\n".join(lines) + "\n")
-    console.print(f"Appended to {DOCS}")
+    append_to_docs(lines, console.print)
 
 
 if __name__ == "__main__":
