@@ -374,7 +374,8 @@ _HEADERS = (
 def _table(figures: list[Figure], settings: matching.MatchSettings) -> Table:
     table = Table(
         title=f"Probabilistic matching: Splink on DuckDB, {settings.threads} threads, "
-        f"merge at match probability >= {settings.merge_threshold}"
+        f"merge at match probability >= {settings.merge_threshold}, prior "
+        f"{'estimated on the scored pairs' if settings.estimate_prior else 'from the rules'}"
     )
     for header in _HEADERS:
         table.add_column(header, justify="left" if header == "dataset" else "right")
@@ -409,6 +410,10 @@ def main(argv: list[str] | None = None) -> None:
         "--store-settings", action="store_true",
         help="measure FEBRL again with the settings identity matching uses on a store",
     )  # fmt: skip
+    parser.add_argument(
+        "--prior", choices=("estimated", "rules"), default="estimated",
+        help="estimate the prior on the scored pairs (the default) or keep the rules' guess",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads")
     parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic set")
     parser.add_argument(
@@ -416,7 +421,9 @@ def main(argv: list[str] | None = None) -> None:
         help="wait up to S seconds for other processes to leave the CPU first",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    settings = matching.MatchSettings(threads=args.threads)
+    settings = matching.MatchSettings(
+        threads=args.threads, estimate_prior=args.prior == "estimated"
+    )
     figures = []
     if args.febrl:
         for name in ("febrl1", "febrl2", "febrl3", "febrl4"):

@@ -244,6 +244,36 @@ def test_records_carry_the_usual_store_or_the_store_of_the_area(db: Database) ->
     assert people["store"].notna().all()
 
 
+def test_a_sign_up_sheet_gives_the_store_its_event_was_held_at(db: Database) -> None:
+    _load_store_world(db)
+    sheet = [
+        {
+            "type": "track",
+            "event": "Event Attended",
+            "anonymousId": f"attendance:atelier:{n}",
+            "timestamp": "2026-03-20T18:00:00Z",
+            "properties": {"event_name": "Atelier", "event_type": "workshop", "location": where},
+            "context": {
+                "channel": "event:workshop",
+                "traits": {"firstName": first, "lastName": last},
+            },
+        }
+        for n, (first, last, where) in enumerate(
+            [("Aude", "Vasseur", "lyon-01"), ("Rémi", "Ollier", "bordeaux-01"), ("Léo", "Brun", "")]
+        )
+    ]
+    write_log(db, make_source(db, "sheets", "event").id, sheet)
+    Processor(db).drain()
+    with db.engine.connect() as conn:
+        people = linkage.records(conn).set_index("record_id")
+        roots = [str(service.resolve(conn, f"attendance:atelier:{n}")) for n in range(3)]
+        timeline = service.profile_360(conn, roots[0])["timeline"]
+
+    # No postcode nor purchase: the workshop's place is the store they are compared at.
+    assert list(people.loc[roots, "store"].fillna("none")) == ["lyon-01", "bordeaux-01", "none"]
+    assert [event["store"] for event in timeline] == ["lyon-01"]
+
+
 def test_known_records_name_the_person_of_each_profile(db: Database) -> None:
     _load_store_world(db)
     with db.engine.connect() as conn:

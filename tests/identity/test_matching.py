@@ -252,6 +252,42 @@ def test_the_store_is_compared_like_any_field(known_model):
 # --- decisions -------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("start", [1e-7, 1e-4, 0.3])
+def test_the_prior_is_estimated_from_the_scored_pairs(start):
+    """Pairs drawn from a known m/u model and blocked: EM finds how many of them match."""
+    rng = np.random.default_rng(5)
+    m, u = np.array([0.95, 0.9, 0.8, 0.9]), np.array([0.05, 0.02, 0.1, 0.01])
+    total, matches = 2_000_000, 1_500
+    agree = np.vstack([rng.random((matches, 4)) < m, rng.random((total - matches, 4)) < u])
+    blocked = agree[:, 0] | agree[:, 1]  # the pairs a blocking rule would score
+    bits = np.where(agree, np.log2(m / u), np.log2((1 - m) / (1 - u))).sum(axis=1)
+    weights = bits[blocked] + np.log2(start / (1 - start))  # Splink's weight holds the prior
+
+    estimated = matching._estimated_prior(weights, start, total)
+
+    assert estimated == pytest.approx(matches / total, rel=0.05)
+
+
+def test_a_store_s_pairs_get_the_prior_they_agree_with(known_model):
+    """Records whose e-mails were already used to join them: the rules find nothing."""
+    people = _known().drop(columns=[matching.CLUSTER_COLUMN, "email"])
+    guessed = matching.score_pairs(
+        people, MatchSettings(estimate_prior=False, min_probability=0), model=known_model
+    )
+    estimated = matching.score_pairs(people, MatchSettings(min_probability=0), model=known_model)
+
+    # Same pairs, same evidence: only the prior moved, by the same bits for every pair.
+    both = guessed.merge(estimated, on=["left_id", "right_id"], suffixes=("_guess", "_em"))
+    assert len(both) == len(guessed) == len(estimated)
+    assert (both["evidence_guess"] == both["evidence_em"]).all()
+    shift = both["match_weight_em"] - both["match_weight_guess"]
+    assert shift.min() > 0
+    assert shift.max() - shift.min() < 1e-9
+    # 60 people with two records each: EM expects about 60 matches, the guess far fewer.
+    assert estimated["match_probability"].sum() == pytest.approx(60, rel=0.25)
+    assert guessed["match_probability"].sum() < 0.5 * 60
+
+
 def test_thresholds_split_pairs_into_merges_and_reviews():
     pairs = pd.DataFrame(
         {

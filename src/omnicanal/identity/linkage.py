@@ -126,17 +126,22 @@ def _values(r: Any) -> dict[str, Any]:
 
 
 def _purchases(conn: Connection) -> tuple[dict[str, Counter[str]], dict[str, Counter[str]]]:
-    """Return how many purchases and returns each profile, and each person, made per store.
+    """Return how often each profile, and each person, came to each store.
 
-    Orders and returns belong to the profiles domain: they are read here through their
-    tables, as the warehouse feed reads them.
+    Purchases and returns count, and events held at a store outside its tills (a
+    workshop's sign-up sheet names where it took place). Orders, returns and processed
+    events belong to the profiles domain: they are read here through their tables, as
+    the warehouse feed reads them.
     """
     rows = conn.execute(
         text(
             "SELECT p.id, COALESCE(p.merged_into, p.id), s.store FROM ("
             "SELECT profile_id, store FROM orders WHERE store IS NOT NULL UNION ALL "
             "SELECT profile_id, SUBSTR(channel, 7) FROM order_refund "
-            "WHERE channel LIKE 'store:%') s JOIN profile p ON p.id = s.profile_id"
+            "WHERE channel LIKE 'store:%' UNION ALL "
+            "SELECT profile_id, store FROM profile_event "
+            "WHERE store IS NOT NULL AND channel NOT LIKE 'store:%'"
+            ") s JOIN profile p ON p.id = s.profile_id"
         )
     )
     by_profile: dict[str, Counter[str]] = {}

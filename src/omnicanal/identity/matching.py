@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from functools import partial
 from typing import Any, Literal
 
 import duckdb
+import numpy as np
 import pandas as pd
 from splink import ColumnExpression, DuckDBAPI, Linker, SettingsCreator
 from splink import comparison_level_library as cll
@@ -92,6 +94,10 @@ class MatchSettings:
     training_blocks: tuple[str, ...] = DEFAULT_TRAINING_BLOCKS
     deterministic_rules: tuple[str, ...] = DEFAULT_DETERMINISTIC
     deterministic_recall: float = 0.6
+    # The prior above is a starting point; with `estimate_prior`, it is re-estimated on
+    # the scored pairs (see `_estimated_prior`), which a store needs: its deterministic
+    # rules already joined most pairs those rules would find.
+    estimate_prior: bool = True
     max_pairs: float = 5e6  # random pairs sampled to estimate u
     em_max_pairs: float | None = 2e6  # blocked pairs sampled for each EM session
     term_frequencies: tuple[str, ...] = ("last_name",)
@@ -312,11 +318,10 @@ def _linker(
 ) -> Linker:
     """Register the tables; return a linker with the model, or an untrained one."""
     frames = [db.register(table, table_name=name) for name, table in tables.items()]
-    sizes = [len(t) for t in tables.values()]
-    link_type: Literal["dedupe_only", "link_only"] = "dedupe_only"
-    total = sizes[0] * (sizes[0] - 1) / 2
-    if len(sizes) == 2:
-        link_type, total = "link_only", sizes[0] * sizes[1]
+    link_type: Literal["dedupe_only", "link_only"] = (
+        "link_only" if len(tables) == 2 else "dedupe_only"
+    )
+    total = _total_pairs(tables)
     found = _count_pairs(db, [f.physical_name for f in frames], settings.deterministic_rules)
     prior = min(max(found / settings.deterministic_recall, 1.0) / max(total, 1.0), 0.5)
     if model is None:
@@ -341,6 +346,12 @@ def _linker(
             linker_uid=None,
         )
     return Linker(frames if len(frames) > 1 else frames[0], creator, log_level=None)
+
+
+def _total_pairs(tables: dict[str, pd.DataFrame]) -> float:
+    """Return how many pairs the tables make: within one, or across two."""
+    sizes = [len(t) for t in tables.values()]
+    return sizes[0] * sizes[1] if len(sizes) == 2 else sizes[0] * (sizes[0] - 1) / 2
 
 
 def _known_pairs(table: pd.DataFrame) -> int:
@@ -409,11 +420,57 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _pairs(db: DuckDBAPI, linker: Linker, settings: MatchSettings, new: str = "") -> pd.DataFrame:
+def _log2_odds(probability: float) -> float:
+    return math.log2(probability / (1 - probability))
+
+
+# Match weights are kept within this many bits when turned back into odds (2^±200 is
+# far beyond any decision and still a finite float).
+_MAX_BITS = 200.0
+
+
+def _estimated_prior(weights: np.ndarray, prior: float, total: float) -> float:
+    """Return the prior that agrees with the scored pairs, by expectation maximisation.
+
+    Each pair's match weight is its prior log-odds plus the evidence of its fields; with
+    m and u fixed, the prior is the one unknown of a two-class mixture, and EM's update
+    is the expected number of matches among the scored pairs over all pairs (pairs no
+    blocking rule finds count as non-matches, so the estimate errs low). Near-certain
+    rules divided by a guessed recall only start it: on a store, the deterministic
+    rules already joined most pairs they would find, and the rest would say that
+    almost nothing is left to match.
+    """
+    if not len(weights) or total <= 0:
+        return prior
+    bits = np.clip(weights - _log2_odds(prior), -_MAX_BITS, _MAX_BITS)
+    evidence = np.exp2(bits)
+    estimate = prior
+    for _ in range(200):
+        odds = estimate / (1 - estimate)
+        matches = float(np.sum(odds * evidence / (odds * evidence + 1)))
+        updated = min(max(matches / total, 1 / total), 0.5)
+        if abs(updated - estimate) <= 1e-9 * estimate:
+            return updated
+        estimate = updated
+    return estimate
+
+
+def _pairs(
+    db: DuckDBAPI, linker: Linker, settings: MatchSettings, total: float, new: str = ""
+) -> pd.DataFrame:
     """Predict; return the pairs at or above min_probability in PAIR_COLUMNS."""
+    trained = linker.misc.save_model_to_json()
+    prior = float(trained["probability_two_random_records_match"])
     predictions = linker.inference.predict(
-        threshold_match_probability=settings.min_probability or None, warning_mode="never"
+        threshold_match_probability=None if settings.estimate_prior else settings.min_probability,
+        warning_mode="never",
     )
+    shift = 0.0
+    if settings.estimate_prior:
+        weights = db.duckdb_con.sql(
+            f"select match_weight from {predictions.physical_name}"
+        ).fetchnumpy()["match_weight"]
+        shift = _log2_odds(_estimated_prior(np.asarray(weights), prior, total)) - _log2_odds(prior)
     ids = "record_id_l as left_id, record_id_r as right_id"
     if new:  # the new record on the left, whichever side Splink put it
         left = f"source_dataset_l = '{new}'"
@@ -421,10 +478,14 @@ def _pairs(db: DuckDBAPI, linker: Linker, settings: MatchSettings, new: str = ""
             f"case when {left} then record_id_l else record_id_r end as left_id, "
             f"case when {left} then record_id_r else record_id_l end as right_id"
         )
-    evidence = _evidence_sql(linker.misc.save_model_to_json())
+    evidence = _evidence_sql(trained)
+    weight = f"(match_weight + {shift!r})"
+    bits = f"least(greatest({weight}, -{_MAX_BITS}), {_MAX_BITS})"
     sql = (
-        f"select {ids}, match_probability, match_weight, {evidence} as evidence "
-        f"from {predictions.physical_name} order by match_probability desc, left_id, right_id"
+        f"select * from (select {ids}, 1 / (1 + pow(2, -{bits})) as match_probability, "
+        f"{weight} as match_weight, {evidence} as evidence from {predictions.physical_name}) "
+        f"where match_probability >= {settings.min_probability!r} "
+        "order by match_probability desc, left_id, right_id"
     )
     pairs: pd.DataFrame = db.duckdb_con.sql(sql).df()
     return pairs
@@ -458,7 +519,7 @@ def score_pairs(
         linker = _linker(db, {"records": table}, settings, model)
         if model is None:
             _train(linker, settings, table)
-        return _pairs(db, linker, settings)
+        return _pairs(db, linker, settings, _total_pairs({"records": table}))
 
 
 def link_pairs(
@@ -491,7 +552,8 @@ def link_pairs(
             "existing": existing_table.drop(columns=CLUSTER_COLUMN, errors="ignore"),
             "new": new_table.drop(columns=CLUSTER_COLUMN, errors="ignore"),
         }
-        return _pairs(db, _linker(db, tables, settings, model), settings, new="new")
+        linker = _linker(db, tables, settings, model)
+        return _pairs(db, linker, settings, _total_pairs(tables), new="new")
 
 
 def count_candidate_pairs(

@@ -55,6 +55,9 @@ class ProfileEvent(Base):
     campaign: Mapped[str | None] = mapped_column(String(255))
     order_id: Mapped[int | None] = mapped_column(BigInteger)
     revenue_cents: Mapped[int | None] = mapped_column(BigInteger)  # in euros
+    # Where an offline interaction took place: the store of a till receipt, of a
+    # workshop or a fair held in one (`properties.store` or `properties.location`).
+    store: Mapped[str | None] = mapped_column(String(80))
 
 
 class Consent(Base):

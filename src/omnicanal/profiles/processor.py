@@ -127,9 +127,24 @@ _EVENT_COLUMNS = [
     "campaign",
     "order_id",
     "revenue_cents",
+    "store",
 ]
 _MEMO_SIZE = 200_000
 SQLITE_TURN_SECONDS = 0.02
+
+
+def _store(channel: str, online: bool, properties: dict[str, Any]) -> str | None:
+    """Return the store an interaction took place at, if it took place in one.
+
+    A till's channel names its store; an offline event held in a store (a workshop, a
+    fitting, a fair stand) names it in `properties.store` or `properties.location`.
+    """
+    if channel.startswith("store:"):
+        return channel[6:86]
+    if online:
+        return None
+    where = properties.get("store") or properties.get("location")
+    return where[:80] if isinstance(where, str) and where.strip() else None
 
 
 class _Memo:
@@ -625,6 +640,7 @@ class _Batch:
                 info.campaign[:255] if info.campaign else None,
                 order_id,
                 revenue,
+                _store(info.channel, info.online, properties),
             )
         )
 

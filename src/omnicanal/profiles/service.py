@@ -284,7 +284,8 @@ def _timeline(
     rows = conn.execute(
         text(
             "SELECT p.event_id, p.timestamp_ms, p.type, p.event, p.channel, p.media_class, "
-            "p.campaign, p.source_id, p.order_id, p.revenue_cents, e.payload FROM profile_event p "
+            "p.campaign, p.source_id, p.order_id, p.revenue_cents, p.store, e.payload "
+            "FROM profile_event p "
             "JOIN collect_event e ON e.id = p.event_id WHERE p.profile_id IN :ids "
             "ORDER BY p.timestamp_ms DESC, p.event_id DESC LIMIT :limit"
         ).bindparams(_ids()),
@@ -303,6 +304,7 @@ def _timeline(
                 "channel": r.channel,
                 "media_class": r.media_class,
                 "campaign": r.campaign,
+                "store": r.store,
                 "source": sources.get(r.source_id),
                 "order_id": r.order_id,
                 "revenue_eur": None if r.revenue_cents is None else r.revenue_cents / 100,
