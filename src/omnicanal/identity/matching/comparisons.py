@@ -1,0 +1,123 @@
+"""How two records are compared, field by field, and how records are read in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+from splink import ColumnExpression
+from splink import comparison_level_library as cll
+from splink.comparison_library import CustomComparison
+
+from omnicanal.core.errors import InvalidError
+from omnicanal.identity.matching.settings import CLUSTER_COLUMN, RECORD_COLUMNS
+
+# ---------------------------------------------------------------------------------
+# Comparisons. Their labels are what a user reads in the evidence: keep them short.
+
+
+def _levels(column: str, *middle: Any) -> list[Any]:
+    return [
+        cll.NullLevel(column),
+        cll.ExactMatchLevel(column).configure(label_for_charts="exact"),
+        *middle,
+        cll.ElseLevel().configure(label_for_charts="different"),
+    ]
+
+
+def _jaro_winkler(column: str | ColumnExpression, threshold: float) -> Any:
+    label = f"Jaro-Winkler >={threshold}"
+    return cll.JaroWinklerLevel(column, threshold).configure(label_for_charts=label)
+
+
+def _levenshtein(column: str | ColumnExpression, distance: int, label: str = "") -> Any:
+    label = label or f"Levenshtein <={distance}"
+    return cll.LevenshteinLevel(column, distance).configure(label_for_charts=label)
+
+
+def _name(column: str, other: str) -> list[Any]:
+    swapped = cll.ColumnsReversedLevel(column, other).configure(
+        label_for_charts=f"swapped with {other}"
+    )
+    return _levels(
+        column, _jaro_winkler(column, 0.92), _jaro_winkler(column, 0.88), swapped,
+        _jaro_winkler(column, 0.7),
+    )  # fmt: skip
+
+
+# An address mistyped keeps its other half: the same name at a misspelt provider
+# (`gmial.com`, `gmail.fr`), or a slip in the name at the same provider. Namesakes'
+# addresses are alike too (`jean.dupont@free.fr`, `jean.dupont@orange.fr`,
+# `jeandupont84@gmail.com`, `jeandupont85@gmail.com`), so another provider or other
+# digits is not a slip. Written in DuckDB's SQL; Splink translates it for other engines.
+_LOCAL = "regexp_extract(email_{0}, '^[^@]+')"
+_DOMAIN_MISSPELT = (
+    f"{_LOCAL.format('l')} = {_LOCAL.format('r')} and levenshtein("
+    "regexp_extract(email_l, '@([^.]+)', 1), regexp_extract(email_r, '@([^.]+)', 1)) <= 2"
+)
+_LOCAL_MISSPELT = (
+    "regexp_extract(email_l, '@.*$') = regexp_extract(email_r, '@.*$') and "
+    f"levenshtein({_LOCAL.format('l')}, {_LOCAL.format('r')}) <= 2 and "
+    f"regexp_replace({_LOCAL.format('l')}, '[^0-9]', '', 'g') = "
+    f"regexp_replace({_LOCAL.format('r')}, '[^0-9]', '', 'g')"
+)
+
+
+def comparisons(present: Iterable[str], tf_columns: Iterable[str]) -> list[CustomComparison]:
+    """Return the comparison of each column present, its levels most specific first."""
+    same = "substr({0}_l, 1, {1}) = substr({0}_r, 1, {1})"
+    levels = {
+        "first_name": _name("first_name", "last_name"),
+        "last_name": _name("last_name", "first_name"),
+        "birth_date": _levels(
+            "birth_date", _levenshtein("birth_date", 1, "one character"),
+            cll.CustomLevel(same.format("birth_date", 4), "same year"),
+        ),
+        "email": _levels(
+            "email", cll.CustomLevel(_DOMAIN_MISSPELT, "provider misspelt", "duckdb"),
+            cll.CustomLevel(_LOCAL_MISSPELT, "name part misspelt", "duckdb"),
+        ),
+        "phone": _levels("phone"),
+        "postcode": _levels(
+            "postcode", _levenshtein("postcode", 1, "one character"),
+            cll.CustomLevel(same.format("postcode", 2), "same department"),
+        ),
+        "city": _levels("city", _jaro_winkler("city", 0.88)),
+        "street": _levels("street", _levenshtein("street", 2), _levenshtein("street", 5)),
+        "store": _levels("store"),
+    }  # fmt: skip
+    for column in tf_columns:
+        levels[column][1].configure(tf_adjustment_column=column)
+    return [CustomComparison(levels[c], output_column_name=c) for c in present]
+
+
+def prepare(records: pd.DataFrame, *, name: str) -> pd.DataFrame:
+    """Return the records' columns as strings (blank is missing), or raise InvalidError."""
+    if "record_id" not in records.columns:
+        raise InvalidError(
+            f"The {name} have no record_id column.",
+            errors=[{"field": "record_id", "reason": "missing column"}],
+        )
+    ids = records["record_id"].astype("string")
+    if ids.isna().any():
+        raise InvalidError(
+            f"{int(ids.isna().sum())} of the {name} have no record_id.",
+            errors=[{"field": "record_id", "reason": "empty value"}],
+        )
+    repeated = list(ids[ids.duplicated()].unique()[:5])
+    if repeated:
+        raise InvalidError(
+            f"The {name} repeat record_id {', '.join(repeated)}: each must be unique.",
+            errors=[{"field": "record_id", "reason": "not unique", "values": repeated}],
+        )
+    columns = {}
+    if CLUSTER_COLUMN in records.columns:
+        columns[CLUSTER_COLUMN] = records[CLUSTER_COLUMN].astype("string")
+    for column in RECORD_COLUMNS:
+        if column in records.columns:
+            values = records[column].astype("string").str.strip()
+            columns[column] = values.mask(values == "")
+        else:
+            columns[column] = pd.Series(pd.NA, index=records.index, dtype="string")
+    return pd.DataFrame(columns).reset_index(drop=True)

@@ -1,0 +1,125 @@
+"""What matching is told and what it learns: settings, the trained model, scores."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from omnicanal.core.errors import InvalidError
+
+RECORD_COLUMNS = (
+    "record_id", "first_name", "last_name", "birth_date", "email", "phone",
+    "postcode", "city", "street", "store",
+)  # fmt: skip
+PAIR_COLUMNS = ("left_id", "right_id", "match_probability", "match_weight", "evidence")
+# Optional: records sharing a cluster are already known to be one person (the
+# deterministic rules joined them on a card, an e-mail, a phone...). How their names,
+# postcodes and stores differ is how a true match looks: m is learned from them.
+CLUSTER_COLUMN = "cluster"
+
+# A pair is scored when it meets any rule. Each rule is an equi-join, which DuckDB
+# hashes; between them they survive a typo or a gap in any one field.
+DEFAULT_BLOCKING = (
+    "l.postcode = r.postcode and substr(l.last_name, 1, 1) = substr(r.last_name, 1, 1)"
+    " and substr(l.first_name, 1, 1) = substr(r.first_name, 1, 1)",
+    "l.email = r.email",
+    "l.phone = r.phone",
+    "l.birth_date = r.birth_date and substr(l.first_name, 1, 1) = substr(r.first_name, 1, 1)",
+    "l.birth_date = r.birth_date and substr(l.postcode, 1, 2) = substr(r.postcode, 1, 2)",
+    "l.first_name = r.first_name and l.last_name = r.last_name"
+    " and substr(l.postcode, 1, 2) = substr(r.postcode, 1, 2)",
+    "l.first_name = r.last_name and l.last_name = r.first_name",
+    "l.street = r.street and substr(l.postcode, 1, 2) = substr(r.postcode, 1, 2)",
+    "l.last_name = r.last_name and l.city = r.city",
+)
+# EM learns m for the fields a rule leaves free, so two rules with different fields
+# between them estimate every comparison (Splink's recommended pattern).
+DEFAULT_TRAINING_BLOCKS = (
+    "l.first_name = r.first_name and l.last_name = r.last_name",
+    "l.birth_date = r.birth_date and substr(l.postcode, 1, 2) = substr(r.postcode, 1, 2)",
+)
+# Rules that almost never pair two different people: the share of pairs they find,
+# divided by their recall, is the prior probability that two records match.
+DEFAULT_DETERMINISTIC = (
+    "l.first_name = r.first_name and l.last_name = r.last_name and l.birth_date = r.birth_date",
+    "l.email = r.email and l.first_name = r.first_name",
+    "l.phone = r.phone and l.first_name = r.first_name",
+)
+
+
+@dataclass(frozen=True)
+class MatchSettings:
+    """How pairs are found, how the model is trained and where the decisions fall.
+
+    The thresholds are match probabilities; 0.95 and 0.5 gave precision 1.0 on FEBRL
+    1-4 with recall 0.96-1.0 (docs/concepts/identity-matching.md).
+    """
+
+    merge_threshold: float = 0.95
+    review_threshold: float = 0.5
+    min_probability: float = 0.01  # pairs scored below are not returned
+    blocking_rules: tuple[str, ...] = DEFAULT_BLOCKING
+    training_blocks: tuple[str, ...] = DEFAULT_TRAINING_BLOCKS
+    deterministic_rules: tuple[str, ...] = DEFAULT_DETERMINISTIC
+    deterministic_recall: float = 0.6
+    # The prior above is a starting point; with `estimate_prior`, it is re-estimated on
+    # the scored pairs (see `estimated_prior`), which a store needs: its deterministic
+    # rules already joined most pairs those rules would find.
+    estimate_prior: bool = True
+    max_pairs: float = 5e6  # random pairs sampled to estimate u
+    em_max_pairs: float | None = 2e6  # blocked pairs sampled for each EM session
+    term_frequencies: tuple[str, ...] = ("last_name",)
+    min_known_pairs: int = 30  # pairs within clusters needed to learn m from them
+    # Fields that must agree: a pair whose evidence shows one of them different is
+    # left apart whatever its probability, unless a field of `unless_same` is the same
+    # on both sides. A household shares an address, an e-mail and a last name, not a
+    # first name nor a birth date; a badly typed name with the same birth date is
+    # still one person.
+    must_agree: tuple[str, ...] = ()
+    unless_same: tuple[str, ...] = ("birth_date",)
+    seed: int = 42
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        checks = {
+            "review_threshold": 0 < self.review_threshold <= self.merge_threshold,
+            "merge_threshold": self.merge_threshold <= 1,
+            "min_probability": 0 <= self.min_probability <= self.review_threshold,
+            "deterministic_recall": 0 < self.deterministic_recall <= 1,
+            "blocking_rules": bool(self.blocking_rules),
+            "training_blocks": bool(self.training_blocks),
+            "threads": self.threads >= 1,
+        }
+        errors = [{"field": f, "value": getattr(self, f)} for f, ok in checks.items() if not ok]
+        if errors:
+            raise InvalidError(
+                "Match settings need 0 <= min_probability <= review_threshold <= "
+                "merge_threshold <= 1, review_threshold > 0, a recall in (0, 1], "
+                "at least one blocking and one training rule, and threads >= 1.",
+                errors=errors,
+            )
+
+
+@dataclass(frozen=True)
+class MatchModel:
+    """A trained model, Splink's settings with their m and u values as JSON, to store and reuse."""
+
+    splink_json: str
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Return the record columns the model compares."""
+        comparisons = json.loads(self.splink_json)["comparisons"]
+        return tuple(c["output_column_name"] for c in comparisons)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Pairwise quality against a ground truth."""
+
+    precision: float
+    recall: float
+    f1: float
+    tp: int
+    fp: int
+    fn: int
