@@ -46,7 +46,7 @@ from rich.table import Table
 from sqlalchemy import text
 
 from omnicanal.api.app import open_database
-from omnicanal.collect.imports import slug
+from omnicanal.collect.importers.messages import slug
 from omnicanal.core.settings import Settings
 from omnicanal.identity import linkage
 from omnicanal.identity.normalise import (

@@ -100,7 +100,7 @@ def _as_parquet(csv_path: Path) -> Path:
 
 def _import(url: str, path: str, queue: Any) -> None:
     """Import the file into the database at `url`; report through the queue."""
-    from omnicanal.collect.imports import run_import
+    from omnicanal.collect.importers import run_import
     from omnicanal.store.engine import Database, make_engine
 
     db = Database(make_engine(url))

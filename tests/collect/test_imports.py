@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from omnicanal.api.app import create_app
 from omnicanal.cli.main import app as cli_app
 from omnicanal.collect import service
-from omnicanal.collect.imports import (
+from omnicanal.collect.importers import (
     ImportFailedError,
     ImportOptions,
     UnknownKindError,
@@ -235,9 +238,9 @@ def test_unknown_kind_names_the_kinds(db, tmp_path) -> None:
 
 
 def test_a_receipt_split_far_apart_is_refused(db, tmp_path, monkeypatch) -> None:
-    from omnicanal.collect import imports
+    from omnicanal.collect.importers import till
 
-    monkeypatch.setattr(imports, "RECEIPT_WINDOW", 2)
+    monkeypatch.setattr(till, "RECEIPT_WINDOW", 2)
     lines = TILL.splitlines()
     content = (
         "\n".join(
@@ -508,6 +511,38 @@ def test_api_raw_body_mapping_unknown_kind_and_auth(client, admin_token) -> None
     assert "numero_ticket" in receipt["aliases"]
 
 
+def test_api_refuses_a_file_above_the_upload_limit_and_keeps_nothing(
+    settings, db, admin_token
+) -> None:
+    limited = settings.model_copy(
+        update={"collect": settings.collect.model_copy(update={"max_import_bytes": 2_000})}
+    )
+    auth = {"Authorization": f"Bearer {admin_token}", "Content-Type": "text/csv"}
+    big = (TILL * 20).encode("cp1252")
+    with TestClient(create_app(limited, db)) as client:
+        declared = client.post("/api/v1/imports/till", content=big, headers=auth)
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: counted while it streams
+            for start in range(0, len(big), 500):
+                yield big[start : start + 500]
+
+        streamed = client.post("/api/v1/imports/till", content=chunks(), headers=auth)
+        small = client.post(
+            "/api/v1/imports/till?filename=ok.csv", content=TILL.encode("cp1252"), headers=auth
+        )
+        runs = client.get("/api/v1/imports", headers=auth).json()
+
+    for refused in (declared, streamed):
+        assert refused.status_code == 413, refused.text
+        problem = refused.json()
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert problem["limit"] == 2_000
+        assert problem["errors"][0]["field"] == "(body)"
+        assert "MAX_IMPORT_BYTES" in problem["detail"]
+    assert small.status_code == 201, small.text
+    assert [run["filename"] for run in runs] == ["ok.csv"]  # the refused files left no run
+
+
 # --- CLI ------------------------------------------------------------------------------------
 
 runner = CliRunner()
@@ -573,8 +608,8 @@ def test_cli_map_option_and_usage_errors(data, tmp_path) -> None:
 
 
 def test_no_two_columns_of_a_kind_share_a_name_or_alias() -> None:
-    from omnicanal.collect.imports import list_kinds
-    from omnicanal.collect.tabular import header_key
+    from omnicanal.collect.importers import list_kinds
+    from omnicanal.collect.tabular.columns import header_key
     from omnicanal.profiles import imports as profile_imports
 
     profile_imports.register()

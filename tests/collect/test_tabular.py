@@ -14,20 +14,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from omnicanal.collect.tabular import (
+from omnicanal.collect.tabular.columns import Column, ColumnType, header_key, parse_mapping
+from omnicanal.collect.tabular.convert import (
     PARIS,
-    Column,
-    ColumnType,
-    TabularError,
-    TabularFile,
-    header_key,
-    parse_mapping,
     to_bool,
     to_cents,
     to_date,
     to_datetime,
     to_int,
 )
+from omnicanal.collect.tabular.errors import TabularError
+from omnicanal.collect.tabular.reader import TabularFile
 from omnicanal.core.errors import InvalidError
 
 COLUMNS = (

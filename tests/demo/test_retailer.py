@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from omnicanal.collect.imports import slug
+from omnicanal.collect.importers.messages import slug
 from omnicanal.collect.segment import Envelope, Limits, Row, normalise
 from omnicanal.demo import files, shop_files, truth
 from omnicanal.demo.load import LoadError, load

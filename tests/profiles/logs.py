@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from omnicanal.collect.imports import run_import
+from omnicanal.collect.importers import run_import
 from omnicanal.collect.models import Event
 from omnicanal.collect.segment import Envelope, Limits, Row, normalise
 from omnicanal.demo.retailer import Dataset

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from omnicanal.cli.main import app as cli_app
-from omnicanal.collect.imports import ImportFailedError, ImportOptions, run_import
+from omnicanal.collect.importers import ImportFailedError, ImportOptions, run_import
 from omnicanal.core.settings import get_settings
 from omnicanal.profiles import imports as profile_imports
 from omnicanal.store.engine import Database

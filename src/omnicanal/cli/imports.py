@@ -26,11 +26,11 @@ from omnicanal.cli.context import (
     print_json,
     settings_for,
 )
-from omnicanal.collect import imports
-from omnicanal.collect.imports import ImportFailedError, ImportOptions
+from omnicanal.collect import importers
+from omnicanal.collect.importers import ImportFailedError, ImportOptions
 from omnicanal.collect.segment import Limits
-from omnicanal.collect.tabular import Progress as ProgressCallback
-from omnicanal.collect.tabular import parse_mapping
+from omnicanal.collect.tabular.columns import parse_mapping
+from omnicanal.collect.tabular.reader import Progress as ProgressCallback
 from omnicanal.core.errors import OmnicanalError
 from omnicanal.profiles import imports as profile_imports
 from omnicanal.store.engine import Database
@@ -67,8 +67,8 @@ def import_file(
     """Import a file of a kind, all or nothing; list every bad row otherwise (exit 1)."""
     settings = settings_for(data)
     try:
-        imports.get_kind(kind)
-        mapping, rates = parse_mapping(map_), imports.parse_rates(rate)
+        importers.get_kind(kind)
+        mapping, rates = parse_mapping(map_), importers.parse_rates(rate)
     except OmnicanalError as exc:
         err_console.print(f"[red]{exc.title}[/red]: {exc.detail}")
         raise typer.Exit(2) from exc
@@ -77,7 +77,7 @@ def import_file(
     try:
         with _progress(file.name, enabled=not as_json) as progress:
             options = ImportOptions(mapping=mapping, rates=rates, limits=limits, progress=progress)
-            run = imports.run_import(db=db, kind=kind, path=file, options=options)
+            run = importers.run_import(db=db, kind=kind, path=file, options=options)
     except ImportFailedError as exc:
         _failed(exc, as_json)
         raise typer.Exit(1) from exc
@@ -149,7 +149,7 @@ def imports_list(
     as_json: bool = JsonOption,
 ) -> None:
     """List import runs, newest first."""
-    runs = _with_db(data, lambda db: imports.list_imports(db=db, limit=limit))
+    runs = _with_db(data, lambda db: importers.list_imports(db=db, limit=limit))
     if as_json:
         print_json(runs)
         return
@@ -174,7 +174,7 @@ def imports_show(
     import_id: int, data: Path | None = DataOption, as_json: bool = JsonOption
 ) -> None:
     """Show one import run and its errors."""
-    run = _with_db(data, lambda db: imports.get_import(db=db, import_id=import_id))
+    run = _with_db(data, lambda db: importers.get_import(db=db, import_id=import_id))
     if as_json:
         print_json(run)
         return
@@ -189,7 +189,7 @@ def imports_show(
 @imports_app.command("kinds")
 def imports_kinds(as_json: bool = JsonOption) -> None:
     """List the kinds of file and their columns (* required)."""
-    kinds = imports.list_kinds()
+    kinds = importers.list_kinds()
     if as_json:
         print_json(
             [

@@ -18,11 +18,11 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from omnicanal.auth.api import AdminDep
-from omnicanal.collect import imports
-from omnicanal.collect.imports import ImportOptions, ImportRead
+from omnicanal.collect import importers
+from omnicanal.collect.importers import ImportOptions, ImportRead
 from omnicanal.collect.segment import Limits
-from omnicanal.collect.tabular import parse_mapping
-from omnicanal.core.errors import BadRequestError
+from omnicanal.collect.tabular.columns import parse_mapping
+from omnicanal.core.errors import BadRequestError, PayloadTooLargeError
 from omnicanal.store.engine import Database
 
 router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
@@ -45,7 +45,10 @@ _UPLOAD_DOC: dict[str, Any] = {
         },
         "description": "A CSV, Parquet or XLSX file (see docs/how-to/import-files.md).",
     },
-    "responses": {"422": {"description": "The file was refused; `errors` lists each bad row."}},
+    "responses": {
+        "413": {"description": "The file is above OMNICANAL_COLLECT__MAX_IMPORT_BYTES."},
+        "422": {"description": "The file was refused; `errors` lists each bad row."},
+    },
 }
 
 
@@ -66,7 +69,7 @@ def list_kinds(_: AdminDep) -> list[dict[str, Any]]:
                 for c in kind.columns
             ],
         }
-        for kind in imports.list_kinds()
+        for kind in importers.list_kinds()
     ]
 
 
@@ -75,13 +78,13 @@ def list_imports(
     request: Request, _: AdminDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> list[ImportRead]:
     """List import runs, newest first."""
-    return imports.list_imports(db=_db(request), limit=limit)
+    return importers.list_imports(db=_db(request), limit=limit)
 
 
 @router.get("/{import_id}", response_model=ImportRead)
 def get_import(import_id: int, request: Request, _: AdminDep) -> ImportRead:
     """Read one import run with its error report."""
-    return imports.get_import(db=_db(request), import_id=import_id)
+    return importers.get_import(db=_db(request), import_id=import_id)
 
 
 @router.post("/{kind}", response_model=ImportRead, status_code=201, openapi_extra=_UPLOAD_DOC)
@@ -96,17 +99,17 @@ async def create_import(
     filename: Annotated[str | None, Query(description="The file's name, for a raw body.")] = None,
 ) -> ImportRead:
     """Import a file of a kind, all or nothing (201), or list every bad row (422)."""
-    imports.get_kind(kind)  # an unknown kind is refused before the body is read
+    importers.get_kind(kind)  # an unknown kind is refused before the body is read
     settings = request.app.state.settings.collect
     options = ImportOptions(
         mapping=parse_mapping(map_),
-        rates=imports.parse_rates(rate),
+        rates=importers.parse_rates(rate),
         limits=Limits(settings.max_event_bytes, settings.max_depth),
     )
     with tempfile.TemporaryDirectory(prefix="omnicanal-import-") as folder:
-        path, name = await _receive(request, Path(folder), filename)
+        path, name = await _receive(request, Path(folder), filename, settings.max_import_bytes)
         return await run_in_threadpool(
-            imports.run_import,
+            importers.run_import,
             db=_db(request),
             kind=kind,
             path=path,
@@ -120,11 +123,20 @@ def _db(request: Request) -> Database:
     return db
 
 
-async def _receive(request: Request, folder: Path, filename: str | None) -> tuple[Path, str]:
-    """Stream the body to disk; return the uploaded file's path and name."""
+async def _receive(
+    request: Request, folder: Path, filename: str | None, limit: int
+) -> tuple[Path, str]:
+    """Stream the body to disk, up to `limit` bytes; return the uploaded file's path and name."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:  # refused before anything is written
+        raise _too_large(declared, limit)
     body = folder / "body"
+    size = 0
     with body.open("wb") as out:
         async for block in request.stream():
+            size += len(block)
+            if size > limit:
+                raise _too_large(f"{size} or more", limit)
             out.write(block)
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/"):
@@ -134,6 +146,14 @@ async def _receive(request: Request, folder: Path, filename: str | None) -> tupl
     if match is None:
         raise BadRequestError("The multipart body names no boundary.")
     return await run_in_threadpool(_file_part, body, match.group(1).encode(), folder)
+
+
+def _too_large(size: str, limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"The upload is {size} bytes; the limit is {limit} bytes per file "
+        "(OMNICANAL_COLLECT__MAX_IMPORT_BYTES). Split the file or raise the limit.",
+        limit=limit,
+    )
 
 
 def _suffix(name: str) -> str:

@@ -24,6 +24,7 @@ class CollectSettings(BaseModel):
     group_commit_rows: int = 20_000
     dedup_window: int = 500_000  # recent messages checked by messageId alone
     rejected_sample_bytes: int = 64 * 1024
+    max_import_bytes: int = 1024**3  # one uploaded file (imports API)
     allowed_origins: list[str] = Field(default_factory=lambda: ["*"])
 
 

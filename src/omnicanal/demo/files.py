@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from omnicanal.collect.imports import slug
+from omnicanal.collect.importers.messages import slug
 from omnicanal.demo import noise
 from omnicanal.demo.activity import APP_ORDER, COLLECT, IN_STORE
 from omnicanal.demo.chunk import Chunk

@@ -28,16 +28,18 @@ from typing import Any
 from sqlalchemy import Table, and_, bindparam, insert, select, tuple_, update
 from sqlalchemy.engine import Connection
 
-from omnicanal.collect.imports import (
+from omnicanal.collect.importers.messages import slug
+from omnicanal.collect.importers.registry import (
     ImportKind,
     ImportOptions,
     LoadResult,
     currency_of,
-    finish_run,
     register_kind,
-    slug,
 )
-from omnicanal.collect.tabular import Column, ColumnType, ErrorLog, TabularFile
+from omnicanal.collect.importers.runs import finish_run
+from omnicanal.collect.tabular.columns import Column, ColumnType
+from omnicanal.collect.tabular.errors import ErrorLog
+from omnicanal.collect.tabular.reader import TabularFile
 from omnicanal.core.channels import parse_channel
 from omnicanal.core.clock import utcnow
 from omnicanal.profiles.models import Cost, PriceChange, Product, StockChange, StockLevel
