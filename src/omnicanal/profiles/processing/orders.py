@@ -1,0 +1,258 @@
+"""Orders, their lines and refunds; click & collect and order references joining people."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import bindparam, text
+
+from omnicanal.identity.service import members as identity_members
+from omnicanal.profiles.processing.common import insert_statement, text_value, to_cents, to_quantity
+
+if TYPE_CHECKING:
+    from omnicanal.profiles.processing.batch import Batch
+
+_FULFILMENTS = {
+    "delivery": "delivery",
+    "home_delivery": "delivery",
+    "shipping": "delivery",
+    "click_and_collect": "click_and_collect",
+    "click&collect": "click_and_collect",
+    "click_collect": "click_and_collect",
+    "pickup": "click_and_collect",
+    "in_store": "in_store",
+    "store": "in_store",
+    "ship_from_store": "ship_from_store",
+}
+
+
+_ORDER_INSERT = insert_statement(
+    "orders",
+    "source_id order_key profile_id event_id placed_ms channel store fulfilment status "
+    "currency total_cents total_eur_cents discount_eur_cents shipping_eur_cents "
+    "tax_eur_cents refunded_eur_cents coupon campaign updated_ms",
+    " ON CONFLICT (source_id, order_key) DO NOTHING RETURNING id",
+)
+_LINE_INSERT = insert_statement(
+    "order_line",
+    "order_id sku product_id name category brand quantity unit_price_eur_cents returned_quantity",
+)
+_LINE_COLUMNS = (
+    *("sku", "product_id", "name", "category", "brand"),
+    *("quantity", "unit_price_eur_cents"),
+)
+# PostgreSQL: the order and its lines in one statement, one round trip instead of two.
+_ORDER_WITH_LINES = text(
+    f"WITH placed AS ({_ORDER_INSERT.text}), lines AS ("
+    f"INSERT INTO order_line (order_id, {', '.join(_LINE_COLUMNS)}, returned_quantity) "
+    f"SELECT placed.id, {', '.join(f'x.{c}' for c in _LINE_COLUMNS)}, 0 FROM placed, unnest("
+    "CAST(:line_sku AS text[]), CAST(:line_product_id AS text[]), CAST(:line_name AS text[]), "
+    "CAST(:line_category AS text[]), CAST(:line_brand AS text[]), "
+    "CAST(:line_quantity AS integer[]), CAST(:line_unit_price_eur_cents AS bigint[])) "
+    f"WITH ORDINALITY AS x({', '.join(_LINE_COLUMNS)}, n) ORDER BY x.n) "
+    "SELECT id FROM placed"
+)
+_REFUND_INSERT = insert_statement(
+    "order_refund",
+    "order_id profile_id event_id order_key refunded_ms channel amount_eur_cents lines",
+    " ON CONFLICT (event_id) DO NOTHING RETURNING id",
+)
+
+
+def record_order(
+    batch: Batch, row: Any, props: dict[str, Any], pid: int, channel: str, campaign: str | None
+) -> tuple[int | None, int | None]:
+    """Record an order and its lines; return the order's id and its revenue in cents."""
+    key = props.get("order_id") or props.get("orderId") or props.get("checkout_id")
+    key = str(key)[:255] if key not in (None, "") else f"event:{row.id}"
+    products = props.get("products")
+    lines = [p for p in products if isinstance(p, dict)] if isinstance(products, list) else []
+    line_sum = sum((to_cents(p.get("price")) or 0) * to_quantity(p.get("quantity")) for p in lines)
+    total = to_cents(props.get("total"))
+    if total is None:
+        total = to_cents(props.get("revenue"))
+    if total is None:
+        total = line_sum
+    currency = str(props.get("currency") or "EUR").upper()[:3]
+    store = props.get("store")
+    store_channel = channel if channel.startswith("store:") else None
+    fulfilment = _FULFILMENTS.get(
+        str(props.get("fulfilment") or props.get("fulfillment") or "").lower().strip(),
+        "in_store" if store_channel else "delivery",
+    )
+    store_name = (
+        str(store)[:80] if store else (store_channel.split(":", 1)[1] if store_channel else None)
+    )
+    if store_channel and store_name and not key.startswith(f"{store_name}:"):
+        # Till receipt numbers restart in every store: the store is part of the key.
+        key = f"{store_name}:{key}"[:255]
+    reference = props.get("order_ref")
+    if fulfilment == "click_and_collect" and reference and store_channel:
+        # A click & collect pick-up at the till: the e-shop order was the sale.
+        # Whoever collects the order with its reference is its customer (or collects
+        # for them): the receipt joins the person, under the guard rails.
+        picked = join_order_reference(batch, row, reference, pid)
+        if picked is not None:
+            batch.conn.execute(
+                text(
+                    "UPDATE orders SET fulfilment = 'click_and_collect', store = :store, "
+                    "updated_ms = :now WHERE id = :id"
+                ),
+                {"store": store_name, "id": picked[0], "now": batch.now_ms},
+            )
+            return int(picked[0]), None
+    rate = 1 if currency == "EUR" else None
+    total_eur = total if rate else 0
+    values = {
+        "source_id": row.source_id,
+        "order_key": key,
+        "profile_id": pid,
+        "event_id": row.id,
+        "placed_ms": row.timestamp_ms,
+        "channel": channel,
+        "store": store_name,
+        "fulfilment": fulfilment,
+        "status": "completed",
+        "currency": currency,
+        "total_cents": total,
+        "total_eur_cents": total_eur,
+        "discount_eur_cents": to_cents(props.get("discount")) or 0,
+        "shipping_eur_cents": to_cents(props.get("shipping")) or 0,
+        "tax_eur_cents": to_cents(props.get("tax")) or 0,
+        "refunded_eur_cents": 0,
+        "coupon": str(props["coupon"])[:120] if props.get("coupon") else None,
+        "campaign": campaign[:255] if campaign else None,
+        "updated_ms": batch.now_ms,
+    }
+    rows = [
+        {
+            "sku": text_value(p.get("sku")),
+            "product_id": text_value(p.get("product_id") or p.get("productId")),
+            "name": text_value(p.get("name")),
+            "category": text_value(p.get("category")),
+            "brand": text_value(p.get("brand")),
+            "quantity": to_quantity(p.get("quantity")),
+            "unit_price_eur_cents": (to_cents(p.get("price")) or 0) if rate else 0,
+        }
+        for p in lines
+    ]
+    if rows and batch.conn.dialect.name == "postgresql":
+        columns = {f"line_{c}": [r[c] for r in rows] for c in _LINE_COLUMNS}
+        inserted = batch.conn.execute(_ORDER_WITH_LINES, {**values, **columns}).first()
+        # None: the same order sent again under another messageId
+        return (None, None) if inserted is None else (int(inserted[0]), total_eur)
+    inserted = batch.conn.execute(_ORDER_INSERT, values).first()
+    if inserted is None:  # the same order sent again under another messageId
+        return None, None
+    order_id = int(inserted[0])
+    if rows:
+        batch.conn.execute(
+            _LINE_INSERT,
+            [{**r, "order_id": order_id, "returned_quantity": 0} for r in rows],
+        )
+    return order_id, total_eur
+
+
+def join_order_reference(batch: Batch, row: Any, reference: Any, pid: int) -> Any:
+    """Join the person to the customer of the order `reference` names; return the order.
+
+    The order is looked up by its key as the e-shop sent it; the merge goes through the
+    identity graph's guard rails and records the reference as its evidence.
+    """
+    order = batch.conn.execute(
+        text("SELECT id, profile_id FROM orders WHERE order_key = :k ORDER BY id LIMIT 1"),
+        {"k": str(reference)},
+    ).first()
+    if order is not None:
+        batch.p.graph.merge_profiles(
+            pid,
+            int(order.profile_id),
+            "order_reference",
+            {"kind": "order_ref", "value": str(reference)[:255], "event_id": row.id},
+        )
+    return order
+
+
+def record_refund(batch: Batch, row: Any, props: dict[str, Any], pid: int, channel: str) -> None:
+    """Record a refund and apply it to the order and lines it returns."""
+    key = props.get("order_id") or props.get("orderId")
+    products = [p for p in (props.get("products") or []) if isinstance(p, dict)]
+    returned = [
+        {"sku": text_value(p.get("sku")), "quantity": abs(to_quantity(p.get("quantity")))}
+        for p in products
+    ]
+    amount = to_cents(props.get("total"))
+    if amount is None:
+        amount = to_cents(props.get("revenue"))
+    order = None
+    if key not in (None, ""):
+        store = channel.split(":", 1)[1] if channel.startswith("store:") else None
+        order = batch.conn.execute(
+            text(
+                "SELECT id, total_eur_cents FROM orders WHERE order_key IN (:k, :in_store) "
+                "ORDER BY id LIMIT 1"
+            ),
+            {"k": str(key), "in_store": f"{store}:{key}" if store else str(key)},
+        ).first()
+    if order is None and returned:
+        order = order_holding(
+            batch, pid, [str(r["sku"]) for r in returned if r["sku"]], row.timestamp_ms
+        )
+    if amount is None:
+        amount = sum(
+            (to_cents(p.get("price")) or 0) * abs(to_quantity(p.get("quantity"))) for p in products
+        )
+        if not products and order is not None:
+            amount = int(order[1])  # a refund of the whole order
+    amount = abs(amount)
+    inserted = batch.conn.execute(
+        _REFUND_INSERT,
+        {
+            "order_id": order[0] if order is not None else None,
+            "profile_id": pid,
+            "event_id": row.id,
+            "order_key": str(key)[:255] if key not in (None, "") else None,
+            "refunded_ms": row.timestamp_ms,
+            "channel": channel,
+            "amount_eur_cents": amount,
+            "lines": orjson.dumps(returned).decode(),
+        },
+    ).first()
+    if inserted is None or order is None:
+        return
+    batch.conn.execute(
+        text(
+            "UPDATE orders SET refunded_eur_cents = refunded_eur_cents + :amount, status = "
+            "CASE WHEN refunded_eur_cents + :amount >= total_eur_cents THEN 'refunded' "
+            "ELSE 'partially_refunded' END, updated_ms = :now WHERE id = :id"
+        ),
+        {"amount": amount, "id": order[0], "now": batch.now_ms},
+    )
+    for line in returned:
+        if line["sku"]:
+            batch.conn.execute(
+                text(
+                    "UPDATE order_line SET returned_quantity = CASE WHEN "
+                    "returned_quantity + :q > quantity THEN quantity "
+                    "ELSE returned_quantity + :q END "
+                    "WHERE order_id = :o AND sku = :sku"
+                ),
+                {"q": line["quantity"], "o": order[0], "sku": line["sku"]},
+            )
+
+
+def order_holding(batch: Batch, pid: int, skus: list[str], before_ms: int) -> Any:
+    """The person's latest order, placed before the return, holding a returned product."""
+    if not skus:
+        return None
+    cluster = set(identity_members(batch.conn, batch.p.graph.root(pid))) | {pid}
+    return batch.conn.execute(
+        text(
+            "SELECT o.id, o.total_eur_cents FROM orders o "
+            "JOIN order_line l ON l.order_id = o.id "
+            "WHERE o.profile_id IN :ids AND l.sku IN :skus AND o.placed_ms <= :before "
+            "ORDER BY o.placed_ms DESC LIMIT 1"
+        ).bindparams(bindparam("ids", expanding=True), bindparam("skus", expanding=True)),
+        {"ids": sorted(cluster), "skus": skus, "before": before_ms},
+    ).first()
