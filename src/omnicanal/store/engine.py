@@ -16,6 +16,8 @@ SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",
     "PRAGMA cache_size=-262144",  # 256 MiB of page cache: indexes stay hot
     "PRAGMA temp_store=MEMORY",
+    # When the WAL starts over, a file grown past 64 MiB is cut back to it.
+    "PRAGMA journal_size_limit=67108864",
 )
 
 
