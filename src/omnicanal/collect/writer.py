@@ -23,7 +23,7 @@ import orjson
 
 from omnicanal.collect.segment import Row, dedup_key
 from omnicanal.core.errors import ServiceUnavailableError
-from omnicanal.store.engine import Database
+from omnicanal.store.engine import Database, begin_immediate
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +200,7 @@ class EventWriter:
             self._conn = self._db.engine.raw_connection()
             if self._sqlite:  # the checkpointer thread copies the WAL back, off this path
                 self._conn.cursor().execute("PRAGMA wal_autocheckpoint=0")
+                self._conn.cursor().execute("PRAGMA busy_timeout=0")  # see begin_immediate
         if not self._recent_loaded:
             self._load_recent(self._conn)
         return self._conn
@@ -480,7 +481,7 @@ class _SqliteBatch(_Batch):
 
     def write(self) -> None:
         cur = self.cur
-        cur.execute("BEGIN IMMEDIATE")
+        begin_immediate(cur)
         try:
             cur.execute("SELECT coalesce(max(id), 0) FROM collect_event")
             before = cur.fetchone()[0]
