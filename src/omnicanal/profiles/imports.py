@@ -37,7 +37,7 @@ from omnicanal.collect.importers.registry import (
     register_kind,
 )
 from omnicanal.collect.importers.runs import finish_run
-from omnicanal.collect.tabular.columns import Column, ColumnType
+from omnicanal.collect.tabular.columns import B, C, Column, ColumnType, D, N, T
 from omnicanal.collect.tabular.errors import ErrorLog
 from omnicanal.collect.tabular.reader import TabularFile
 from omnicanal.core.channels import parse_channel
@@ -45,13 +45,6 @@ from omnicanal.core.clock import utcnow
 from omnicanal.profiles.models import Cost, PriceChange, Product, StockChange, StockLevel
 from omnicanal.store.engine import Database
 
-T, N, C, D, B = (
-    ColumnType.TEXT,
-    ColumnType.INT,
-    ColumnType.CENTS,
-    ColumnType.DATETIME,
-    ColumnType.BOOL,
-)
 _IN = 500  # keys per lookup query
 
 

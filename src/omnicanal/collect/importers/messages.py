@@ -28,7 +28,7 @@ from omnicanal.collect.importers.runs import finish_run
 from omnicanal.collect.models import Source
 from omnicanal.collect.schemas import SourceCreate
 from omnicanal.collect.segment import Envelope, Row, normalise
-from omnicanal.collect.tabular.columns import Column, ColumnType
+from omnicanal.collect.tabular.columns import Column, T
 from omnicanal.collect.tabular.errors import ErrorLog
 from omnicanal.collect.tabular.reader import TabularFile
 from omnicanal.collect.writer import append_rows
@@ -36,14 +36,6 @@ from omnicanal.core.clock import isoformat, utcnow
 from omnicanal.core.errors import ConflictError
 from omnicanal.store.engine import Database
 
-# Column types, short, so the column tables below read like the documentation.
-T, N, C, D, B = (
-    ColumnType.TEXT,
-    ColumnType.INT,
-    ColumnType.CENTS,
-    ColumnType.DATETIME,
-    ColumnType.BOOL,
-)
 _WRITE_ROWS = 5_000
 
 

@@ -10,12 +10,8 @@ import orjson
 
 from omnicanal.collect.importers.messages import (
     PERSON_COLUMNS,
-    B,
     Builder,
     Built,
-    D,
-    N,
-    T,
     iso_time,
     message_id,
     person_loader,
@@ -25,7 +21,7 @@ from omnicanal.collect.importers.messages import (
 )
 from omnicanal.collect.importers.registry import ImportKind, register_kind
 from omnicanal.collect.importers.till import TILL_COLUMNS, build_till
-from omnicanal.collect.tabular.columns import Column, ColumnType
+from omnicanal.collect.tabular.columns import B, Column, ColumnType, D, N, T
 from omnicanal.collect.tabular.errors import ErrorLog
 from omnicanal.core.channels import normalise_channel
 

@@ -12,10 +12,6 @@ from typing import Any
 from omnicanal.collect.importers.messages import (
     PERSON_COLUMNS,
     Built,
-    C,
-    D,
-    N,
-    T,
     iso_time,
     message_id,
     money,
@@ -24,7 +20,7 @@ from omnicanal.collect.importers.messages import (
     without_empty,
 )
 from omnicanal.collect.importers.registry import currency_of
-from omnicanal.collect.tabular.columns import Column
+from omnicanal.collect.tabular.columns import C, Column, D, N, T
 from omnicanal.collect.tabular.errors import ErrorLog
 
 RECEIPT_WINDOW = 10_000

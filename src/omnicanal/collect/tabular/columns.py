@@ -24,6 +24,16 @@ class ColumnType(StrEnum):
     BOOL = "bool"
 
 
+# Short names, so an import kind's column table reads like its documentation.
+T, N, C, D, B = (
+    ColumnType.TEXT,
+    ColumnType.INT,
+    ColumnType.CENTS,
+    ColumnType.DATETIME,
+    ColumnType.BOOL,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Column:
     """One canonical column of an import kind."""
