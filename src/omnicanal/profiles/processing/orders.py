@@ -68,40 +68,14 @@ def record_order(
     key = str(key)[:255] if key not in (None, "") else f"event:{row.id}"
     products = props.get("products")
     lines = [p for p in products if isinstance(p, dict)] if isinstance(products, list) else []
-    line_sum = sum((to_cents(p.get("price")) or 0) * to_quantity(p.get("quantity")) for p in lines)
-    total = to_cents(props.get("total"))
-    if total is None:
-        total = to_cents(props.get("revenue"))
-    if total is None:
-        total = line_sum
     currency = str(props.get("currency") or "EUR").upper()[:3]
-    store = props.get("store")
-    store_channel = channel if channel.startswith("store:") else None
-    fulfilment = _FULFILMENTS.get(
-        str(props.get("fulfilment") or props.get("fulfillment") or "").lower().strip(),
-        "in_store" if store_channel else "delivery",
-    )
-    store_name = (
-        str(store)[:80] if store else (store_channel.split(":", 1)[1] if store_channel else None)
-    )
-    if store_channel and store_name and not key.startswith(f"{store_name}:"):
-        # Till receipt numbers restart in every store: the store is part of the key.
-        key = f"{store_name}:{key}"[:255]
+    store_name, fulfilment, key = _where(props, channel, key)
     reference = props.get("order_ref")
-    if fulfilment == "click_and_collect" and reference and store_channel:
-        # A click & collect pick-up at the till: the e-shop order was the sale.
-        # Whoever collects the order with its reference is its customer (or collects
-        # for them): the receipt joins the person, under the guard rails.
-        picked = join_order_reference(batch, row, reference, pid)
+    if fulfilment == "click_and_collect" and reference and channel.startswith("store:"):
+        picked = _picked_up(batch, row, reference, pid, store_name)
         if picked is not None:
-            batch.conn.execute(
-                text(
-                    "UPDATE orders SET fulfilment = 'click_and_collect', store = :store, "
-                    "updated_ms = :now WHERE id = :id"
-                ),
-                {"store": store_name, "id": picked[0], "now": batch.now_ms},
-            )
-            return int(picked[0]), None
+            return picked, None
+    total = _total(props, lines)
     rate = 1 if currency == "EUR" else None
     total_eur = total if rate else 0
     values = {
@@ -125,7 +99,62 @@ def record_order(
         "campaign": campaign[:255] if campaign else None,
         "updated_ms": batch.now_ms,
     }
-    rows = [
+    order_id = _insert_order(batch, values, _line_rows(lines, priced=rate is not None))
+    return (None, None) if order_id is None else (order_id, total_eur)
+
+
+def _total(props: dict[str, Any], lines: list[dict[str, Any]]) -> int:
+    """The order's total in cents: `total`, else `revenue`, else the sum of its lines."""
+    total = to_cents(props.get("total"))
+    if total is None:
+        total = to_cents(props.get("revenue"))
+    if total is None:
+        total = sum((to_cents(p.get("price")) or 0) * to_quantity(p.get("quantity")) for p in lines)
+    return total
+
+
+def _where(props: dict[str, Any], channel: str, key: str) -> tuple[str | None, str, str]:
+    """Return the order's store, its fulfilment, and its key (a till's key names its store)."""
+    store = props.get("store")
+    store_channel = channel if channel.startswith("store:") else None
+    fulfilment = _FULFILMENTS.get(
+        str(props.get("fulfilment") or props.get("fulfillment") or "").lower().strip(),
+        "in_store" if store_channel else "delivery",
+    )
+    store_name = (
+        str(store)[:80] if store else (store_channel.split(":", 1)[1] if store_channel else None)
+    )
+    if store_channel and store_name and not key.startswith(f"{store_name}:"):
+        # Till receipt numbers restart in every store: the store is part of the key.
+        key = f"{store_name}:{key}"[:255]
+    return store_name, fulfilment, key
+
+
+def _picked_up(
+    batch: Batch, row: Any, reference: Any, pid: int, store_name: str | None
+) -> int | None:
+    """A click & collect pick-up at the till: mark the e-shop order, which was the sale.
+
+    Whoever collects the order with its reference is its customer (or collects for
+    them): the receipt joins the person, under the guard rails. Returns the order's id,
+    or None when the reference names no order.
+    """
+    picked = join_order_reference(batch, row, reference, pid)
+    if picked is None:
+        return None
+    batch.conn.execute(
+        text(
+            "UPDATE orders SET fulfilment = 'click_and_collect', store = :store, "
+            "updated_ms = :now WHERE id = :id"
+        ),
+        {"store": store_name, "id": picked[0], "now": batch.now_ms},
+    )
+    return int(picked[0])
+
+
+def _line_rows(lines: list[dict[str, Any]], *, priced: bool) -> list[dict[str, Any]]:
+    """The order's lines as rows (unit prices in euro cents, or 0 in another currency)."""
+    return [
         {
             "sku": text_value(p.get("sku")),
             "product_id": text_value(p.get("product_id") or p.get("productId")),
@@ -133,25 +162,32 @@ def record_order(
             "category": text_value(p.get("category")),
             "brand": text_value(p.get("brand")),
             "quantity": to_quantity(p.get("quantity")),
-            "unit_price_eur_cents": (to_cents(p.get("price")) or 0) if rate else 0,
+            "unit_price_eur_cents": (to_cents(p.get("price")) or 0) if priced else 0,
         }
         for p in lines
     ]
+
+
+def _insert_order(batch: Batch, values: dict[str, Any], rows: list[dict[str, Any]]) -> int | None:
+    """Insert the order and its lines; None when the order is already there.
+
+    (The same order sent again under another messageId.) On PostgreSQL the order and
+    its lines go in one statement.
+    """
     if rows and batch.conn.dialect.name == "postgresql":
         columns = {f"line_{c}": [r[c] for r in rows] for c in _LINE_COLUMNS}
         inserted = batch.conn.execute(_ORDER_WITH_LINES, {**values, **columns}).first()
-        # None: the same order sent again under another messageId
-        return (None, None) if inserted is None else (int(inserted[0]), total_eur)
+        return None if inserted is None else int(inserted[0])
     inserted = batch.conn.execute(_ORDER_INSERT, values).first()
-    if inserted is None:  # the same order sent again under another messageId
-        return None, None
+    if inserted is None:
+        return None
     order_id = int(inserted[0])
     if rows:
         batch.conn.execute(
             _LINE_INSERT,
             [{**r, "order_id": order_id, "returned_quantity": 0} for r in rows],
         )
-    return order_id, total_eur
+    return order_id
 
 
 def join_order_reference(batch: Batch, row: Any, reference: Any, pid: int) -> Any:
