@@ -48,50 +48,25 @@ def write(batch: Batch) -> None:
     write_consents(batch)
 
 
+_PROFILES = text(
+    "SELECT id, first_seen_ms, last_seen_ms, event_count, traits FROM profile WHERE id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
+
+
 def write_profiles(batch: Batch) -> None:
     """Fold the batch's touches into its profiles and link households by address."""
     conn = batch.conn
     ids = sorted(batch.touched)
     current: dict[int, Any] = {}
-    query = text(
-        "SELECT id, first_seen_ms, last_seen_ms, event_count, traits FROM profile WHERE id IN :ids"
-    ).bindparams(bindparam("ids", expanding=True))
     for start in range(0, len(ids), 500):
-        for r in conn.execute(query, {"ids": ids[start : start + 500]}):
+        for r in conn.execute(_PROFILES, {"ids": ids[start : start + 500]}):
             current[int(r.id)] = r
     updates = []
     for pid in ids:
         touch = batch.touched[pid]
-        row = current[pid]
-        update: dict[str, Any] = {
-            "id": pid,
-            "first": min(int(row.first_seen_ms), touch.first),
-            "last": max(int(row.last_seen_ms), touch.last),
-            "count": int(row.event_count) + touch.count,
-            "now": batch.now_ms,
-        }
-        traits = orjson.loads(row.traits) if touch.traits else None
-        if traits is not None:
-            for name, value in touch.traits.items():
-                known = traits.get(name)
-                if known is None or outranks(value, known):
-                    traits[name] = value
-            flat = {name: entry["value"] for name, entry in traits.items()}
-            update.update(searchable(flat))
-            update["traits"] = orjson.dumps(traits).decode()
-        updates.append(update)
+        updates.append(_folded(batch, pid, touch, current[pid]))
         if touch.address and (touch.address, pid) not in batch.p.households:
-            if len(batch.p.households) > MEMO_SIZE:
-                batch.p.households.clear()
-            batch.p.households.add((touch.address, pid))
-            link_household(
-                conn,
-                f"address:{touch.address}",
-                batch.p.graph.root(pid),
-                orjson.dumps({"kind": "address", "value": touch.address}).decode(),
-                batch.now_ms,
-                limit=batch.p.graph.rules.household_limit,
-            )
+            _link_address(batch, pid, touch.address)
     plain = [u for u in updates if "traits" not in u]
     full = [u for u in updates if "traits" in u]
     if plain:
@@ -112,6 +87,42 @@ def write_profiles(batch: Batch) -> None:
             ),
             full,
         )
+
+
+def _folded(batch: Batch, pid: int, touch: Any, row: Any) -> dict[str, Any]:
+    """Return a profile's update: times and count, and its traits when the batch gave some."""
+    update: dict[str, Any] = {
+        "id": pid,
+        "first": min(int(row.first_seen_ms), touch.first),
+        "last": max(int(row.last_seen_ms), touch.last),
+        "count": int(row.event_count) + touch.count,
+        "now": batch.now_ms,
+    }
+    if touch.traits:
+        traits = orjson.loads(row.traits)
+        for name, value in touch.traits.items():
+            known = traits.get(name)
+            if known is None or outranks(value, known):
+                traits[name] = value
+        flat = {name: entry["value"] for name, entry in traits.items()}
+        update.update(searchable(flat))
+        update["traits"] = orjson.dumps(traits).decode()
+    return update
+
+
+def _link_address(batch: Batch, pid: int, address: str) -> None:
+    """Join the person to the household of their address (once per address and profile)."""
+    if len(batch.p.households) > MEMO_SIZE:
+        batch.p.households.clear()
+    batch.p.households.add((address, pid))
+    link_household(
+        batch.conn,
+        f"address:{address}",
+        batch.p.graph.root(pid),
+        orjson.dumps({"kind": "address", "value": address}).decode(),
+        batch.now_ms,
+        limit=batch.p.graph.rules.household_limit,
+    )
 
 
 def write_consents(batch: Batch) -> None:
