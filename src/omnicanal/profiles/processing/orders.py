@@ -218,30 +218,12 @@ def record_refund(batch: Batch, row: Any, props: dict[str, Any], pid: int, chann
         {"sku": text_value(p.get("sku")), "quantity": abs(to_quantity(p.get("quantity")))}
         for p in products
     ]
-    amount = to_cents(props.get("total"))
-    if amount is None:
-        amount = to_cents(props.get("revenue"))
-    order = None
-    if key not in (None, ""):
-        store = channel.split(":", 1)[1] if channel.startswith("store:") else None
-        order = batch.conn.execute(
-            text(
-                "SELECT id, total_eur_cents FROM orders WHERE order_key IN (:k, :in_store) "
-                "ORDER BY id LIMIT 1"
-            ),
-            {"k": str(key), "in_store": f"{store}:{key}" if store else str(key)},
-        ).first()
+    order = _refunded_order(batch, key, channel)
     if order is None and returned:
         order = order_holding(
             batch, pid, [str(r["sku"]) for r in returned if r["sku"]], row.timestamp_ms
         )
-    if amount is None:
-        amount = sum(
-            (to_cents(p.get("price")) or 0) * abs(to_quantity(p.get("quantity"))) for p in products
-        )
-        if not products and order is not None:
-            amount = int(order[1])  # a refund of the whole order
-    amount = abs(amount)
+    amount = _refund_amount(props, products, order)
     inserted = batch.conn.execute(
         _REFUND_INSERT,
         {
@@ -255,15 +237,47 @@ def record_refund(batch: Batch, row: Any, props: dict[str, Any], pid: int, chann
             "lines": orjson.dumps(returned).decode(),
         },
     ).first()
-    if inserted is None or order is None:
-        return
+    if inserted is not None and order is not None:
+        _apply_refund(batch, int(order[0]), amount, returned)
+
+
+def _refunded_order(batch: Batch, key: Any, channel: str) -> Any:
+    """The order a refund names by its key (a till's key is prefixed by its store), or None."""
+    if key in (None, ""):
+        return None
+    store = channel.split(":", 1)[1] if channel.startswith("store:") else None
+    return batch.conn.execute(
+        text(
+            "SELECT id, total_eur_cents FROM orders WHERE order_key IN (:k, :in_store) "
+            "ORDER BY id LIMIT 1"
+        ),
+        {"k": str(key), "in_store": f"{store}:{key}" if store else str(key)},
+    ).first()
+
+
+def _refund_amount(props: dict[str, Any], products: list[dict[str, Any]], order: Any) -> int:
+    """The amount refunded, in cents: `total`, `revenue`, the lines, or the whole order."""
+    amount = to_cents(props.get("total"))
+    if amount is None:
+        amount = to_cents(props.get("revenue"))
+    if amount is None:
+        amount = sum(
+            (to_cents(p.get("price")) or 0) * abs(to_quantity(p.get("quantity"))) for p in products
+        )
+        if not products and order is not None:
+            amount = int(order[1])  # a refund of the whole order
+    return abs(amount)
+
+
+def _apply_refund(batch: Batch, order_id: int, amount: int, returned: list[dict[str, Any]]) -> None:
+    """Add the refund to its order (refunded in full or in part) and to the lines returned."""
     batch.conn.execute(
         text(
             "UPDATE orders SET refunded_eur_cents = refunded_eur_cents + :amount, status = "
             "CASE WHEN refunded_eur_cents + :amount >= total_eur_cents THEN 'refunded' "
             "ELSE 'partially_refunded' END, updated_ms = :now WHERE id = :id"
         ),
-        {"amount": amount, "id": order[0], "now": batch.now_ms},
+        {"amount": amount, "id": order_id, "now": batch.now_ms},
     )
     for line in returned:
         if line["sku"]:
@@ -274,7 +288,7 @@ def record_refund(batch: Batch, row: Any, props: dict[str, Any], pid: int, chann
                     "ELSE returned_quantity + :q END "
                     "WHERE order_id = :o AND sku = :sku"
                 ),
-                {"q": line["quantity"], "o": order[0], "sku": line["sku"]},
+                {"q": line["quantity"], "o": order_id, "sku": line["sku"]},
             )
 
 
