@@ -120,21 +120,51 @@ def profile_360(
     root = resolve(conn, reference)
     cluster = identity.members(conn, root)
     sources = _sources(conn)
-    params = {"ids": cluster}
     out = summary(conn, root)
     out["members"] = cluster
+    out["traits"] = _traits(conn, cluster, sources)
+    out["identities"] = _identities(conn, cluster, sources)
+    out["merges"] = identity.merges_of(conn, cluster)
+    out["consents"] = _consents(conn, cluster, sources)
+    out["channels"] = _channels(conn, cluster)
+    out["orders_by_channel"] = _orders_by_channel(conn, cluster)
+    out["orders"] = _orders(conn, cluster)
+    out["feedback"] = [
+        dict(r._mapping)
+        for r in conn.execute(
+            text(
+                "SELECT kind, score, channel, answered_ms, comment FROM feedback "
+                "WHERE profile_id IN :ids ORDER BY answered_ms"
+            ).bindparams(_ids()),
+            {"ids": cluster},
+        )
+    ]
+    out["households"] = _households(conn, cluster)
+    out["timeline"] = _timeline(conn, cluster, sources, timeline)
+    return out
+
+
+def _traits(
+    conn: Connection, cluster: list[int], sources: dict[int, str]
+) -> dict[str, dict[str, Any]]:
+    """Each trait's latest value across the person's records, with its source's name."""
     traits: dict[str, dict[str, Any]] = {}
     for row in conn.execute(
-        text("SELECT traits FROM profile WHERE id IN :ids").bindparams(_ids()), params
+        text("SELECT traits FROM profile WHERE id IN :ids").bindparams(_ids()), {"ids": cluster}
     ):
         for name, entry in orjson.loads(row.traits).items():
             if name not in traits or traits[name]["at"] <= entry["at"]:
                 traits[name] = entry
-    out["traits"] = {
+    return {
         name: {**entry, "source": sources.get(entry.get("source_id") or -1)}
         for name, entry in sorted(traits.items())
     }
-    out["identities"] = [
+
+
+def _identities(
+    conn: Connection, cluster: list[int], sources: dict[int, str]
+) -> list[dict[str, Any]]:
+    return [
         {
             "kind": r.kind,
             "value": r.value,
@@ -149,12 +179,14 @@ def profile_360(
                 "SELECT kind, value, profile_id, source_id, first_seen_ms, last_seen_ms, shared "
                 "FROM identity WHERE profile_id IN :ids ORDER BY kind, first_seen_ms"
             ).bindparams(_ids()),
-            params,
+            {"ids": cluster},
         )
     ]
-    out["merges"] = identity.merges_of(conn, cluster)
-    out["consents"] = _consents(conn, cluster, sources)
-    out["channels"] = [
+
+
+def _channels(conn: Connection, cluster: list[int]) -> list[dict[str, Any]]:
+    """The channels the person used, with their events and first and last seen."""
+    return [
         {
             "channel": r.channel,
             "media_class": r.media_class,
@@ -169,10 +201,13 @@ def profile_360(
                 "MAX(timestamp_ms) AS last FROM profile_event WHERE profile_id IN :ids "
                 "GROUP BY channel, media_class, online ORDER BY MIN(timestamp_ms)"
             ).bindparams(_ids()),
-            params,
+            {"ids": cluster},
         )
     ]
-    out["orders_by_channel"] = [
+
+
+def _orders_by_channel(conn: Connection, cluster: list[int]) -> list[dict[str, Any]]:
+    return [
         {
             "channel": r.channel,
             "orders": r.n,
@@ -185,23 +220,9 @@ def profile_360(
                 "SUM(refunded_eur_cents) AS refunded FROM orders WHERE profile_id IN :ids "
                 "GROUP BY channel ORDER BY channel"
             ).bindparams(_ids()),
-            params,
+            {"ids": cluster},
         )
     ]
-    out["orders"] = _orders(conn, cluster)
-    out["feedback"] = [
-        dict(r._mapping)
-        for r in conn.execute(
-            text(
-                "SELECT kind, score, channel, answered_ms, comment FROM feedback "
-                "WHERE profile_id IN :ids ORDER BY answered_ms"
-            ).bindparams(_ids()),
-            params,
-        )
-    ]
-    out["households"] = _households(conn, cluster)
-    out["timeline"] = _timeline(conn, cluster, sources, timeline)
-    return out
 
 
 def _consents(conn: Connection, cluster: list[int], sources: dict[int, str]) -> dict[str, Any]:
