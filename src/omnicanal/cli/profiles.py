@@ -124,26 +124,49 @@ def _print_profile(p: dict[str, Any]) -> None:
         )
     console.print(ident)
     if p["merges"]:
-        merges = Table(
-            "fusion",
-            "fiche gardée",
-            "fiche réunie",
-            "règle",
-            "preuve",
-            "annulée",
-            title="Pourquoi ces fiches sont réunies",
+        _print_merges(p["merges"])
+    _print_channels(p)
+    if p["consents"]["current"]:
+        _print_consents(p["consents"]["current"])
+    timeline = Table(
+        "date", "canal", "magasin", "type", "événement", "source", title="Parcours (récent d'abord)"
+    )
+    for e in p["timeline"]:
+        timeline.add_row(
+            _when(e["timestamp_ms"]),
+            e["channel"],
+            e.get("store") or "",
+            e["type"],
+            e["event"] or "",
+            e["source"] or "",
         )
-        for m in p["merges"]:
-            evidence = ", ".join(f"{k}={v}" for k, v in m["evidence"].items())
-            merges.add_row(
-                str(m["id"]),
-                str(m["survivor_id"]),
-                str(m["merged_id"]),
-                m["rule"],
-                evidence,
-                _when(m["undone_ms"]),
-            )
-        console.print(merges)
+    console.print(timeline)
+
+
+def _print_merges(found: list[dict[str, Any]]) -> None:
+    merges = Table(
+        "fusion",
+        "fiche gardée",
+        "fiche réunie",
+        "règle",
+        "preuve",
+        "annulée",
+        title="Pourquoi ces fiches sont réunies",
+    )
+    for m in found:
+        evidence = ", ".join(f"{k}={v}" for k, v in m["evidence"].items())
+        merges.add_row(
+            str(m["id"]),
+            str(m["survivor_id"]),
+            str(m["merged_id"]),
+            m["rule"],
+            evidence,
+            _when(m["undone_ms"]),
+        )
+    console.print(merges)
+
+
+def _print_channels(p: dict[str, Any]) -> None:
     channels = Table("canal", "classe", "événements", "premier", "dernier", title="Canaux")
     for c in p["channels"]:
         channels.add_row(
@@ -164,28 +187,22 @@ def _print_profile(p: dict[str, Any]) -> None:
                 f"{o['refunded_eur']:.2f}",
             )
         console.print(orders)
-    if p["consents"]["current"]:
-        consents = Table(
-            "finalité", "canal", "accord", "source", "version", "date", title="Consentements"
-        )
-        for c in p["consents"]["current"]:
-            consents.add_row(
-                c["purpose"],
-                c["channel"],
-                "oui" if c["granted"] else "non",
-                c["source"] or "",
-                c["wording_version"] or "",
-                _when(c["recorded_ms"]),
-            )
-        console.print(consents)
-    timeline = Table(
-        "date", "canal", "type", "événement", "source", title="Parcours (récent d'abord)"
+
+
+def _print_consents(current: list[dict[str, Any]]) -> None:
+    consents = Table(
+        "finalité", "canal", "accord", "source", "version", "date", title="Consentements"
     )
-    for e in p["timeline"]:
-        timeline.add_row(
-            _when(e["timestamp_ms"]), e["channel"], e["type"], e["event"] or "", e["source"] or ""
+    for c in current:
+        consents.add_row(
+            c["purpose"],
+            c["channel"],
+            "oui" if c["granted"] else "non",
+            c["source"] or "",
+            c["wording_version"] or "",
+            _when(c["recorded_ms"]),
         )
-    console.print(timeline)
+    console.print(consents)
 
 
 @profiles_app.command("search")
