@@ -37,8 +37,7 @@ def _on_sqlite_connect(synchronous: str) -> Any:
     return connect
 
 
-# How long a writer waits for SQLite's write lock, and how often it asks meanwhile.
-LOCK_WAIT_SECONDS = 30.0
+# A writer waits for SQLite's write lock as long as the busy timeout, asking this often.
 _LOCK_POLLS = (0.0005, 0.001, 0.002)
 
 
@@ -51,7 +50,7 @@ def begin_immediate(cursor: Any) -> None:
     after gap (a 6.8 s wait for a collection request, measured). Asking every 2 ms at
     most, each writer gets its turn as soon as the lock is free.
     """
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
     attempt = 0
     while True:
         try:
