@@ -96,8 +96,9 @@ def test_till_receipts_join_their_customers_and_guard_rails_hold(db: Database) -
         before = service.profile_count(conn)
     assert before == PEOPLE + 2 + len(till)
 
+    steps: list[tuple[str, int]] = []
     with db.engine.begin() as conn:
-        done = linkage.run(conn)
+        done = linkage.run(conn, progress=lambda step, n: steps.append((step, n)))
     with db.engine.connect() as conn:
         joined = {
             int(r.anonymous.split(":")[1])
@@ -130,6 +131,9 @@ def test_till_receipts_join_their_customers_and_guard_rails_hold(db: Database) -
     assert wrong == 0  # no receipt given to the wrong customer
     assert len(joined) / len(copied) >= 0.9
     assert done.merged == len(merges)
+    assert [step for step, _n in steps] == ["records", "training", "scoring", "merging"]
+    # Fewer than 50,000 records: the estimate counts every pair, as count_candidate_pairs.
+    assert dict(steps)["scoring"] == done.candidate_pairs >= done.pairs > 0
     assert '"probability"' in merges[0]
     assert '"last_name"' in merges[0]
     assert len(twins) == 2  # same name, same address, two accounts: two people

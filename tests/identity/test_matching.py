@@ -485,3 +485,69 @@ def test_candidate_pairs_are_counted_once_across_rules():
     assert matching.count_candidate_pairs(records) == 3
     only_postcode = MatchSettings(blocking_rules=("l.postcode = r.postcode",))
     assert matching.count_candidate_pairs(records, only_postcode) == 1
+
+
+# --- scale guards ------------------------------------------------------------------
+
+
+def _strangers(n: int, **shared: str) -> pd.DataFrame:
+    """Records of `n` different people who share only the `shared` fields."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(n):
+        word = "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), 8))
+        own = {
+            "first_name": f"f{word}",
+            "last_name": f"l{word}",
+            "birth_date": f"19{50 + i % 40}-{1 + i % 12:02d}-{1 + i % 28:02d}",
+            "postcode": f"{10000 + i}",
+            "street": f"{i} rue {word}",
+        }
+        rows.append(record(f"p{i}", **{**own, **shared}))
+    return pd.DataFrame(rows)
+
+
+def test_a_birth_date_held_by_a_crowd_is_a_placeholder():
+    records = _strangers(150, birth_date="1900-01-01")
+    on_birth_date = MatchSettings(blocking_rules=("l.birth_date = r.birth_date",))
+
+    # 150 people on one date are a form's default, not 11,175 candidate pairs.
+    assert matching.count_candidate_pairs(records, on_birth_date) == 0
+    allowed = MatchSettings(blocking_rules=on_birth_date.blocking_rules, placeholder_min=1000)
+    assert matching.count_candidate_pairs(records, allowed) == 150 * 149 // 2
+
+
+def test_a_shared_value_below_the_placeholder_limit_is_kept():
+    family = _strangers(3, email="famille.martin@free.fr")
+    on_email = MatchSettings(blocking_rules=("l.email = r.email",))
+
+    assert matching.count_candidate_pairs(family, on_email) == 3
+
+
+def test_rules_giving_more_pairs_than_the_budget_are_refused_before_scoring(febrl1, febrl1_model):
+    wide = MatchSettings(
+        blocking_rules=(
+            "l.postcode = r.postcode",
+            "substr(l.last_name, 1, 1) = substr(r.last_name, 1, 1)",
+        ),
+        max_candidate_pairs=5_000,
+    )
+
+    with pytest.raises(InvalidError, match="more than max_candidate_pairs") as caught:
+        matching.score_pairs(febrl1[0], wide, model=febrl1_model)
+
+    counted = {e["rule"]: e["pairs"] for e in caught.value.errors}
+    assert list(counted) == list(wide.blocking_rules)
+    # Within the sampling error of the exact counts.
+    exact = matching.count_candidate_pairs(febrl1[0], wide)
+    assert 0.8 * exact <= sum(counted.values()) <= 1.2 * exact
+    assert max(counted, key=counted.__getitem__) in str(caught.value)
+
+
+def test_rules_within_the_budget_score_as_before(febrl1, febrl1_model, febrl1_pairs):
+    exact = matching.count_candidate_pairs(febrl1[0])
+    tight = MatchSettings(max_candidate_pairs=exact * 1.5)
+
+    pairs = matching.score_pairs(febrl1[0], tight, model=febrl1_model)
+
+    pd.testing.assert_frame_equal(pairs, febrl1_pairs)

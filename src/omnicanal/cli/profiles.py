@@ -6,6 +6,7 @@ import dataclasses
 import signal
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -294,6 +295,14 @@ def export(file: Path, data: Path | None = DataOption) -> None:
     console.print(f"{len(rows):,} identifiants écrits dans {file}.")
 
 
+_STEPS: dict[str, Callable[[int], str]] = {
+    "records": lambda _n: "lecture des personnes",
+    "training": lambda n: f"apprentissage sur {n:,} profils",
+    "scoring": lambda n: f"notation d'environ {n:,} paires",
+    "merging": lambda n: f"{n:,} fusions",
+}
+
+
 @identity_app.command("match")
 def match(data: Path | None = DataOption, as_json: bool = JsonOption) -> None:
     """Score people without a shared key (Splink): merge sure matches, queue doubtful ones."""
@@ -304,7 +313,7 @@ def match(data: Path | None = DataOption, as_json: bool = JsonOption) -> None:
             done = linkage.run(
                 conn,
                 settings.identity,
-                progress=lambda step: status.update(f"Rapprochement : {step}…"),
+                progress=lambda step, n: status.update(f"Rapprochement : {_STEPS[step](n)}…"),
             )
     finally:
         db.dispose()
@@ -312,7 +321,8 @@ def match(data: Path | None = DataOption, as_json: bool = JsonOption) -> None:
         print_json(dataclasses.asdict(done))
         return
     console.print(
-        f"{done.records:,} personnes comparées, {done.pairs:,} paires notées : "
+        f"{done.records:,} personnes comparées, {done.candidate_pairs:,} paires candidates "
+        f"(estimation), {done.pairs:,} retenues : "
         f"{done.merged:,} fusions, {done.refused:,} refusées par les garde-fous, "
         f"{done.queued:,} à vérifier ({done.seconds:.1f} s)."
     )

@@ -150,6 +150,20 @@ def _streets(seed: int) -> tuple[str, ...]:
     return tuple(sorted({fake.street_name() for _ in range(2500)}))
 
 
+def _ages(rng: np.random.Generator, n: int) -> FloatArray:
+    """Draw adult ages around 38, redrawing those outside 18-78.
+
+    Clipping would give thousands of customers the same 18th birthday, which no
+    real file has (and which blocking on birth dates would pair all together).
+    """
+    age: FloatArray = rng.normal(38, 12, n)
+    out = (age < 18) | (age > 78)
+    while out.any():
+        age[out] = rng.normal(38, 12, int(out.sum()))
+        out = (age < 18) | (age > 78)
+    return age
+
+
 def _names(rng: np.random.Generator, female: BoolArray) -> tuple[list[str], list[str]]:
     women, men, lasts = Names.first_names_female, Names.first_names_male, Names.last_names
     w = 1.0 / (np.arange(len(lasts)) + 8.0)  # the list is roughly in order of frequency
@@ -349,7 +363,7 @@ def build(world: World, chunk: int, size: int, renamed: dict[str, str] | None = 
     first, last = _names(rng, female)
     same_last = member & (rng.random(n) < 0.7)
     last = [last[int(head[i])] if same_last[i] else last[i] for i in range(n)]
-    age = np.clip(rng.normal(38, 12, n), 18, 78)
+    age = _ages(rng, n)
     birth_day = np.datetime64(world.calendar.start) - (age * 365.25).astype("timedelta64[D]")
     years = birth_day.astype("datetime64[Y]").astype(np.int64) + 1970
     street, postcode, city = _addresses(rng, world.seed, region, head)

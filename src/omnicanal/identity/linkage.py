@@ -34,6 +34,7 @@ class MatchRun:
     """What one matching run did."""
 
     records: int
+    candidate_pairs: int  # about how many pairs the blocking rules gave to score
     pairs: int
     merged: int
     refused: int
@@ -232,29 +233,35 @@ def run(
     conn: Connection,
     identity: IdentitySettings | None = None,
     settings: matching.MatchSettings | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str, int], None] | None = None,
 ) -> MatchRun:
-    """Score every pair of people worth comparing; merge, refuse or queue each."""
+    """Score every pair of people worth comparing; merge, refuse or queue each.
+
+    `progress` is told each step as it starts: `records`, `training`, `scoring` (with
+    about how many pairs), `merging` (with how many pairs to merge).
+    """
     started = time.perf_counter()
-    say = progress or (lambda _message: None)
-    say("records")
+    say = progress or (lambda _step, _count: None)
+    say("records", 0)
     frame, known = _read(conn)
     people = frame[matching.CLUSTER_COLUMN].nunique()
     if people < 2:
-        return MatchRun(people, 0, 0, 0, 0, time.perf_counter() - started)
+        return MatchRun(people, 0, 0, 0, 0, 0, time.perf_counter() - started)
     settings = settings or settings_for(frame)
-    say("training")
+    say("training", len(known))
     model = matching.train(known, settings)
-    say("scoring")
+    candidates = sum(n for _rule, n in matching.estimate_candidate_pairs(frame, settings))
+    say("scoring", candidates)
     pairs = _between_people(matching.score_pairs(frame, settings, model=model), frame)
     merges, reviews = matching.decide(pairs, settings)
-    say("merging")
+    say("merging", len(merges))
     now = int(time.time() * 1000)
     outcome = _merge(conn, merges, identity or IdentitySettings(), now)
     queued = _queue(conn, reviews, now)
     bump_generation(conn)
     return MatchRun(
         people,
+        candidates,
         len(pairs),
         outcome["merged"],
         outcome["refused"],

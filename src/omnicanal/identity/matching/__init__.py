@@ -22,6 +22,7 @@ from __future__ import annotations
 from omnicanal.identity.matching.decisions import clusters, decide, evaluate
 from omnicanal.identity.matching.scoring import (
     count_candidate_pairs,
+    estimate_candidate_pairs,
     link_pairs,
     score_pairs,
     train,
@@ -51,6 +52,7 @@ __all__ = [
     "clusters",
     "count_candidate_pairs",
     "decide",
+    "estimate_candidate_pairs",
     "evaluate",
     "link_pairs",
     "score_pairs",

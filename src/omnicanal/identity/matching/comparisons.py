@@ -121,3 +121,31 @@ def prepare(records: pd.DataFrame, *, name: str) -> pd.DataFrame:
         else:
             columns[column] = pd.Series(pd.NA, index=records.index, dtype="string")
     return pd.DataFrame(columns).reset_index(drop=True)
+
+
+# Fields where one value held by a crowd is a placeholder, not a shared trait.
+PLACEHOLDER_COLUMNS = ("birth_date", "email", "phone", "street")
+
+
+def without_placeholders(
+    tables: dict[str, pd.DataFrame], share: float, minimum: int
+) -> dict[str, pd.DataFrame]:
+    """Return the tables with placeholder values read as missing.
+
+    A value of PLACEHOLDER_COLUMNS held by more than `share` of all the records, and
+    by more than `minimum` of them, is one a form or a till filled in for whoever
+    left it blank (1900-01-01, the shop's own e-mail): it says nothing about who the
+    record is, and blocking on it would pair its holders all together.
+    """
+    rows = sum(len(t) for t in tables.values())
+    limit = max(minimum, share * rows)
+    cleaned = dict(tables)
+    for column in PLACEHOLDER_COLUMNS:
+        counts = pd.concat([t[column] for t in tables.values()]).value_counts()
+        common = counts.index[counts > limit]
+        if len(common):
+            for name, table in cleaned.items():
+                cleaned[name] = table.assign(
+                    **{column: table[column].mask(table[column].isin(common))}
+                )
+    return cleaned

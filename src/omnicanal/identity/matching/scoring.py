@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from splink import DuckDBAPI, Linker
 
-from omnicanal.identity.matching.comparisons import prepare
+from omnicanal.identity.matching.comparisons import prepare, without_placeholders
 from omnicanal.identity.matching.settings import (
     CLUSTER_COLUMN,
     PAIR_COLUMNS,
@@ -20,6 +20,7 @@ from omnicanal.identity.matching.training import (
     MAX_BITS,
     count_pairs,
     engine,
+    estimated_pairs,
     estimated_prior,
     log2_odds,
     make_linker,
@@ -53,16 +54,27 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+# How far the estimated prior may rise above the starting one (see `_pairs`).
+PRIOR_HEADROOM_BITS = 20.0
+
+
 def _pairs(
     db: DuckDBAPI, linker: Linker, settings: MatchSettings, total: float, new: str = ""
 ) -> pd.DataFrame:
     """Predict; return the pairs at or above min_probability in PAIR_COLUMNS."""
     trained = linker.misc.save_model_to_json()
     prior = float(trained["probability_two_random_records_match"])
-    predictions = linker.inference.predict(
-        threshold_match_probability=None if settings.estimate_prior else settings.min_probability,
-        warning_mode="never",
-    )
+    # The pairs far below min_probability are left in DuckDB's pipeline, never stored:
+    # at a million people they are hundreds of millions. Those kept reach at least
+    # PRIOR_HEADROOM_BITS below it, so that a prior re-estimated up to 2^headroom times
+    # higher still finds every pair it lifts above min_probability; in the estimate,
+    # each pair left out counts as no match, when it was at most a 2^-headroom chance.
+    floor = None  # min_probability 0: every pair is wanted
+    if settings.min_probability > 0:
+        floor = log2_odds(settings.min_probability)
+        if settings.estimate_prior:
+            floor -= PRIOR_HEADROOM_BITS
+    predictions = linker.inference.predict(threshold_match_weight=floor, warning_mode="never")
     shift = 0.0
     if settings.estimate_prior:
         weights = db.duckdb_con.sql(
@@ -92,9 +104,13 @@ def _pairs(
 def train(records: pd.DataFrame, settings: MatchSettings | None = None) -> MatchModel:
     """Train a model on one table of records, without labels (u sampled, m by EM)."""
     settings = settings or MatchSettings()
-    table = prepare(records, name="records")
+    table = _cleaned({"records": prepare(records, name="records")}, settings)["records"]
     with engine(settings) as db:
         return train_linker(make_linker(db, {"records": table}, settings, None), settings, table)
+
+
+def _cleaned(tables: dict[str, pd.DataFrame], settings: MatchSettings) -> dict[str, pd.DataFrame]:
+    return without_placeholders(tables, settings.placeholder_share, settings.placeholder_min)
 
 
 def score_pairs(
@@ -106,11 +122,11 @@ def score_pairs(
     above `settings.min_probability`, in PAIR_COLUMNS, most probable first.
     """
     settings = settings or MatchSettings()
-    table = prepare(records, name="records")
+    table = _cleaned({"records": prepare(records, name="records")}, settings)["records"]
     if len(table) < 2:
         return _no_pairs()
     with engine(settings) as db:
-        linker = make_linker(db, {"records": table}, settings, model)
+        linker = make_linker(db, {"records": table}, settings, model, budget=True)
         if model is None:
             train_linker(linker, settings, table)
         return _pairs(db, linker, settings, total_pairs({"records": table}))
@@ -130,8 +146,14 @@ def link_pairs(
     scored: run `score_pairs` on the batch for those.
     """
     settings = settings or MatchSettings()
-    new_table = prepare(new, name="new records")
-    existing_table = prepare(existing, name="existing records")
+    cleaned = _cleaned(
+        {
+            "new": prepare(new, name="new records"),
+            "existing": prepare(existing, name="existing records"),
+        },
+        settings,
+    )
+    new_table, existing_table = cleaned["new"], cleaned["existing"]
     if new_table.empty or existing_table.empty:
         return _no_pairs()
     if model is None:
@@ -146,8 +168,23 @@ def link_pairs(
             "existing": existing_table.drop(columns=CLUSTER_COLUMN, errors="ignore"),
             "new": new_table.drop(columns=CLUSTER_COLUMN, errors="ignore"),
         }
-        linker = make_linker(db, tables, settings, model)
+        linker = make_linker(db, tables, settings, model, budget=True)
         return _pairs(db, linker, settings, total_pairs(tables), new="new")
+
+
+def estimate_candidate_pairs(
+    records: pd.DataFrame, settings: MatchSettings | None = None
+) -> list[tuple[str, int]]:
+    """Return each blocking rule with about how many pairs it adds to the rules before it.
+
+    Counted on a sample of the records and scaled up, so it takes a second at a
+    million records; `score_pairs` refuses to start above `max_candidate_pairs`.
+    """
+    settings = settings or MatchSettings()
+    table = _cleaned({"records": prepare(records, name="records")}, settings)["records"]
+    with engine(settings) as db:
+        frame = db.register(table, table_name="records")
+        return estimated_pairs([frame], len(table), settings, "dedupe_only")
 
 
 def count_candidate_pairs(
@@ -164,6 +201,7 @@ def count_candidate_pairs(
     tables = {"records": prepare(records, name="records")}
     if existing is not None:
         tables["existing"] = prepare(existing, name="existing records")
+    tables = _cleaned(tables, settings)
     with engine(settings) as db:
         names = [db.register(t, table_name=n).physical_name for n, t in tables.items()]
         return count_pairs(db, names, settings.blocking_rules)

@@ -18,10 +18,16 @@ PAIR_COLUMNS = ("left_id", "right_id", "match_probability", "match_weight", "evi
 CLUSTER_COLUMN = "cluster"
 
 # A pair is scored when it meets any rule. Each rule is an equi-join, which DuckDB
-# hashes; between them they survive a typo or a gap in any one field.
+# hashes; between them they survive a typo or a gap in any one field. Each must stay
+# small however many records there are: a block is every pair of records sharing its
+# key, so a rule on a common surname and a town pairs thousands with thousands. At a
+# million demo customers these rules give about 35 million pairs; "same last name and
+# city" alone gave 311 million (docs/benchmarks.md).
 DEFAULT_BLOCKING = (
-    "l.postcode = r.postcode and substr(l.last_name, 1, 1) = substr(r.last_name, 1, 1)"
+    "l.postcode = r.postcode and substr(l.last_name, 1, 2) = substr(r.last_name, 1, 2)"
     " and substr(l.first_name, 1, 1) = substr(r.first_name, 1, 1)",
+    "l.postcode = r.postcode and substr(l.last_name, 1, 1) = substr(r.last_name, 1, 1)"
+    " and substr(l.first_name, 1, 2) = substr(r.first_name, 1, 2)",
     "l.email = r.email",
     "l.phone = r.phone",
     "l.birth_date = r.birth_date and substr(l.first_name, 1, 1) = substr(r.first_name, 1, 1)",
@@ -30,7 +36,11 @@ DEFAULT_BLOCKING = (
     " and substr(l.postcode, 1, 2) = substr(r.postcode, 1, 2)",
     "l.first_name = r.last_name and l.last_name = r.first_name",
     "l.street = r.street and substr(l.postcode, 1, 2) = substr(r.postcode, 1, 2)",
-    "l.last_name = r.last_name and l.city = r.city",
+    "l.last_name = r.last_name and l.city = r.city"
+    " and substr(l.first_name, 1, 2) = substr(r.first_name, 1, 2)",
+    # No first name to block on: the pairs are filtered after the join, never stored.
+    "l.last_name = r.last_name and l.city = r.city"
+    " and (l.first_name is null or r.first_name is null)",
 )
 # EM learns m for the fields a rule leaves free, so two rules with different fields
 # between them estimate every comparison (Splink's recommended pattern).
@@ -77,6 +87,14 @@ class MatchSettings:
     # still one person.
     must_agree: tuple[str, ...] = ()
     unless_same: tuple[str, ...] = ("birth_date",)
+    # Scoring more candidate pairs than this is refused before it starts, naming what
+    # each rule brings: 300 million take about half an hour on two cores.
+    max_candidate_pairs: float = 3e8
+    # A birth date, e-mail, phone or street held by more records than this share of
+    # them (and at least `placeholder_min`) is a placeholder (1900-01-01, a shop's own
+    # address), not evidence: it is read as missing.
+    placeholder_share: float = 0.001
+    placeholder_min: int = 100
     seed: int = 42
     threads: int = 2
 
@@ -89,13 +107,18 @@ class MatchSettings:
             "blocking_rules": bool(self.blocking_rules),
             "training_blocks": bool(self.training_blocks),
             "threads": self.threads >= 1,
+            "max_candidate_pairs": self.max_candidate_pairs > 0,
+            "placeholder_share": 0 < self.placeholder_share <= 1,
+            "placeholder_min": self.placeholder_min >= 2,
         }
         errors = [{"field": f, "value": getattr(self, f)} for f, ok in checks.items() if not ok]
         if errors:
             raise InvalidError(
                 "Match settings need 0 <= min_probability <= review_threshold <= "
                 "merge_threshold <= 1, review_threshold > 0, a recall in (0, 1], "
-                "at least one blocking and one training rule, and threads >= 1.",
+                "at least one blocking and one training rule, threads >= 1, "
+                "max_candidate_pairs > 0, a placeholder_share in (0, 1] and "
+                "placeholder_min >= 2.",
                 errors=errors,
             )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -13,7 +14,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 from splink import DuckDBAPI, Linker, SettingsCreator
+from splink.blocking_analysis import count_comparisons_from_blocking_rules
 from splink.internals.exceptions import EMTrainingException, SplinkException
+from splink.internals.splink_dataframe import SplinkDataFrame
 
 from omnicanal.core.errors import InvalidError
 from omnicanal.identity.matching.comparisons import comparisons
@@ -23,6 +26,8 @@ from omnicanal.identity.matching.settings import (
     MatchModel,
     MatchSettings,
 )
+
+LinkType = Literal["dedupe_only", "link_only"]
 
 
 @contextmanager
@@ -64,17 +69,65 @@ def count_pairs(db: DuckDBAPI, tables: list[str], rules: Iterable[str]) -> int:
     return int(found)
 
 
+# Records sampled on each side to estimate how many pairs the blocking rules give.
+_BUDGET_SAMPLE = 50_000
+
+
+def estimated_pairs(
+    frames: list[SplinkDataFrame], rows: int, settings: MatchSettings, link_type: LinkType
+) -> list[tuple[str, int]]:
+    """Return each blocking rule with about how many pairs it adds to the rules before it.
+
+    Counted on a sample of the records, scaled up: a second at a million records,
+    where the pairs themselves would take an hour.
+    """
+    proportion = min(1.0, _BUDGET_SAMPLE / max(rows, 1))
+    with warnings.catch_warnings():  # Splink warns that small samples are rough: they are
+        warnings.simplefilter("ignore", UserWarning)
+        counted = count_comparisons_from_blocking_rules(
+            frames if len(frames) > 1 else frames[0],
+            blocking_rules=list(settings.blocking_rules),
+            link_type=link_type,
+            unique_id_column_name="record_id",
+            record_sample_proportion=proportion,
+        )
+    return [(c["blocking_rule"], int(c["marginal_comparison_count"])) for c in counted]
+
+
+def check_budget(
+    frames: list[SplinkDataFrame], rows: int, settings: MatchSettings, link_type: LinkType
+) -> int:
+    """Return about how many pairs will be scored; refuse more than the settings allow."""
+    counts = estimated_pairs(frames, rows, settings, link_type)
+    total = sum(n for _rule, n in counts)
+    if total > settings.max_candidate_pairs:
+        errors = [{"field": "blocking_rules", "rule": r, "pairs": n} for r, n in counts]
+        largest = max(counts, key=lambda c: c[1])
+        raise InvalidError(
+            f"The blocking rules give about {total:,} pairs to score, more than "
+            f"max_candidate_pairs ({settings.max_candidate_pairs:,.0f}). The largest rule, "
+            f"{largest[0]!r}, gives {largest[1]:,}: make it stricter.",
+            errors=errors,
+        )
+    return total
+
+
 def make_linker(
     db: DuckDBAPI,
     tables: dict[str, pd.DataFrame],
     settings: MatchSettings,
     model: MatchModel | None,
+    *,
+    budget: bool = False,
 ) -> Linker:
-    """Register the tables; return a linker with the model, or an untrained one."""
+    """Register the tables; return a linker with the model, or an untrained one.
+
+    With `budget`, first refuse rules that would give too many pairs (`check_budget`).
+    """
     frames = [db.register(table, table_name=name) for name, table in tables.items()]
-    link_type: Literal["dedupe_only", "link_only"] = (
-        "link_only" if len(tables) == 2 else "dedupe_only"
-    )
+    link_type: LinkType = "link_only" if len(tables) == 2 else "dedupe_only"
+    if budget:
+        check_budget(frames, sum(len(t) for t in tables.values()), settings, link_type)
     total = total_pairs(tables)
     found = count_pairs(db, [f.physical_name for f in frames], settings.deterministic_rules)
     prior = min(max(found / settings.deterministic_recall, 1.0) / max(total, 1.0), 0.5)
