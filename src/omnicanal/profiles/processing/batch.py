@@ -14,9 +14,11 @@ from omnicanal.identity.graph import Name
 from omnicanal.identity.normalise import address_key
 from omnicanal.profiles.processing.common import BatchResult, clock_ms, raw_id
 from omnicanal.profiles.processing.orders import (
+    PendingOrders,
     join_order_reference,
     record_order,
     record_refund,
+    write_orders,
 )
 from omnicanal.profiles.processing.statements import record_consents, record_survey
 from omnicanal.profiles.processing.traits import (
@@ -92,6 +94,7 @@ class Batch:
         self.events: list[tuple[Any, ...]] = []  # in the order of write._EVENT_COLUMNS
         self.consents: list[dict[str, Any]] = []
         self.feedback: list[dict[str, Any]] = []
+        self.orders = PendingOrders()
 
     def run(self) -> BatchResult:
         graph = self.p.graph
@@ -116,6 +119,7 @@ class Batch:
             self._derive(row, msg, pid)
             lags.append(self.now_ms - row.received_ms)
         created = graph.flush()
+        write_orders(self)
         write(self)
         return BatchResult(len(self.rows), self.rows[-1].id, len(created), lags)
 

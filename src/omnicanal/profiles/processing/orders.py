@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -9,6 +10,7 @@ from sqlalchemy import bindparam, text
 
 from omnicanal.identity.service import members as identity_members
 from omnicanal.profiles.processing.common import insert_statement, text_value, to_cents, to_quantity
+from omnicanal.store.bulk import insert_rows
 
 if TYPE_CHECKING:
     from omnicanal.profiles.processing.batch import Batch
@@ -27,32 +29,22 @@ _FULFILMENTS = {
 }
 
 
-_ORDER_INSERT = insert_statement(
-    "orders",
-    "source_id order_key profile_id event_id placed_ms channel store fulfilment status "
-    "currency total_cents total_eur_cents discount_eur_cents shipping_eur_cents "
-    "tax_eur_cents refunded_eur_cents coupon campaign updated_ms",
-    " ON CONFLICT (source_id, order_key) DO NOTHING RETURNING id",
-)
-_LINE_INSERT = insert_statement(
-    "order_line",
-    "order_id sku product_id name category brand quantity unit_price_eur_cents returned_quantity",
+_ORDER_COLUMNS = (
+    *("source_id", "order_key", "profile_id", "event_id", "placed_ms", "channel", "store"),
+    *("fulfilment", "status", "currency", "total_cents", "total_eur_cents"),
+    *("discount_eur_cents", "shipping_eur_cents", "tax_eur_cents", "refunded_eur_cents"),
+    *("coupon", "campaign", "updated_ms"),
 )
 _LINE_COLUMNS = (
     *("sku", "product_id", "name", "category", "brand"),
     *("quantity", "unit_price_eur_cents"),
 )
-# PostgreSQL: the order and its lines in one statement, one round trip instead of two.
-_ORDER_WITH_LINES = text(
-    f"WITH placed AS ({_ORDER_INSERT.text}), lines AS ("
-    f"INSERT INTO order_line (order_id, {', '.join(_LINE_COLUMNS)}, returned_quantity) "
-    f"SELECT placed.id, {', '.join(f'x.{c}' for c in _LINE_COLUMNS)}, 0 FROM placed, unnest("
-    "CAST(:line_sku AS text[]), CAST(:line_product_id AS text[]), CAST(:line_name AS text[]), "
-    "CAST(:line_category AS text[]), CAST(:line_brand AS text[]), "
-    "CAST(:line_quantity AS integer[]), CAST(:line_unit_price_eur_cents AS bigint[])) "
-    f"WITH ORDINALITY AS x({', '.join(_LINE_COLUMNS)}, n) ORDER BY x.n) "
-    "SELECT id FROM placed"
-)
+# Orders placed in a batch are written together, this many to a statement (19
+# parameters each: within SQLite's 32,766 and PostgreSQL's 65,535).
+_ORDERS_PER_STATEMENT = 500
+# Where the processed event of an order keeps the order's id and its revenue
+# (write._EVENT_COLUMNS).
+_EVENT_ORDER_ID, _EVENT_REVENUE = 10, 11
 _REFUND_INSERT = insert_statement(
     "order_refund",
     "order_id profile_id event_id order_key refunded_ms channel amount_eur_cents lines",
@@ -99,8 +91,9 @@ def record_order(
         "campaign": campaign[:255] if campaign else None,
         "updated_ms": batch.now_ms,
     }
-    order_id = _insert_order(batch, values, _line_rows(lines, priced=rate is not None))
-    return (None, None) if order_id is None else (order_id, total_eur)
+    if not batch.orders.add(values, _line_rows(lines, priced=rate is not None), len(batch.events)):
+        return None, None  # the same order twice in one batch
+    return None, total_eur  # its id is set when the batch's orders are written
 
 
 def _total(props: dict[str, Any], lines: list[dict[str, Any]]) -> int:
@@ -168,26 +161,70 @@ def _line_rows(lines: list[dict[str, Any]], *, priced: bool) -> list[dict[str, A
     ]
 
 
-def _insert_order(batch: Batch, values: dict[str, Any], rows: list[dict[str, Any]]) -> int | None:
-    """Insert the order and its lines; None when the order is already there.
+@dataclass(slots=True)
+class PendingOrders:
+    """The orders a batch has placed and not yet written, with their lines.
 
-    (The same order sent again under another messageId.) On PostgreSQL the order and
-    its lines go in one statement.
+    Writing them together saves a statement (a round trip on PostgreSQL) per order.
+    They are written before anything reads the orders table (`write_orders`), so a
+    refund or a pick-up later in the batch finds them.
     """
-    if rows and batch.conn.dialect.name == "postgresql":
-        columns = {f"line_{c}": [r[c] for r in rows] for c in _LINE_COLUMNS}
-        inserted = batch.conn.execute(_ORDER_WITH_LINES, {**values, **columns}).first()
-        return None if inserted is None else int(inserted[0])
-    inserted = batch.conn.execute(_ORDER_INSERT, values).first()
-    if inserted is None:
-        return None
-    order_id = int(inserted[0])
-    if rows:
-        batch.conn.execute(
-            _LINE_INSERT,
-            [{**r, "order_id": order_id, "returned_quantity": 0} for r in rows],
+
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[list[dict[str, Any]]] = field(default_factory=list)
+    events: list[int] = field(default_factory=list)  # index of each order's event
+    keys: set[tuple[int, str]] = field(default_factory=set)
+
+    def add(self, values: dict[str, Any], lines: list[dict[str, Any]], event: int) -> bool:
+        """Queue an order; False when the batch already placed it (same source and key)."""
+        key = (values["source_id"], values["order_key"])
+        if key in self.keys:
+            return False
+        self.keys.add(key)
+        self.orders.append(values)
+        self.lines.append(lines)
+        self.events.append(event)
+        return True
+
+
+def write_orders(batch: Batch) -> None:
+    """Write the orders the batch placed, then their lines; give their events their ids.
+
+    An order already in the store (sent again under another messageId) is not written
+    again: its event keeps no order and no revenue, as its first event has them.
+    """
+    pending = batch.orders
+    if not pending.orders:
+        return
+    written: dict[tuple[int, str], int] = {}
+    mark = "?" if batch.conn.dialect.paramstyle == "qmark" else "%s"
+    row = "(" + ", ".join([mark] * len(_ORDER_COLUMNS)) + ")"
+    for start in range(0, len(pending.orders), _ORDERS_PER_STATEMENT):
+        chunk = pending.orders[start : start + _ORDERS_PER_STATEMENT]
+        # Straight to the driver: SQLAlchemy would parse and compile thousands of
+        # named parameters for every batch.
+        statement = (
+            f"INSERT INTO orders ({', '.join(_ORDER_COLUMNS)}) VALUES "
+            f"{', '.join([row] * len(chunk))} ON CONFLICT (source_id, order_key) DO NOTHING "
+            "RETURNING id, source_id, order_key"
         )
-    return order_id
+        params = tuple(order[c] for order in chunk for c in _ORDER_COLUMNS)
+        for order_id, source_id, key in batch.conn.exec_driver_sql(statement, params):
+            written[(int(source_id), str(key))] = int(order_id)
+    line_rows: list[tuple[Any, ...]] = []
+    for order, lines, index in zip(pending.orders, pending.lines, pending.events, strict=True):
+        order_id = written.get((order["source_id"], order["order_key"]))
+        event = list(batch.events[index])
+        event[_EVENT_ORDER_ID] = order_id
+        if order_id is None:
+            event[_EVENT_REVENUE] = None
+        batch.events[index] = tuple(event)
+        if order_id is not None:
+            line_rows.extend((order_id, *(r[c] for c in _LINE_COLUMNS), 0) for r in lines)
+    insert_rows(
+        batch.conn, "order_line", ("order_id", *_LINE_COLUMNS, "returned_quantity"), line_rows
+    )
+    batch.orders = PendingOrders()
 
 
 def join_order_reference(batch: Batch, row: Any, reference: Any, pid: int) -> Any:
@@ -196,6 +233,7 @@ def join_order_reference(batch: Batch, row: Any, reference: Any, pid: int) -> An
     The order is looked up by its key as the e-shop sent it; the merge goes through the
     identity graph's guard rails and records the reference as its evidence.
     """
+    write_orders(batch)
     order = batch.conn.execute(
         text("SELECT id, profile_id FROM orders WHERE order_key = :k ORDER BY id LIMIT 1"),
         {"k": str(reference)},
@@ -246,6 +284,7 @@ def _refunded_order(batch: Batch, key: Any, channel: str) -> Any:
     if key in (None, ""):
         return None
     store = channel.split(":", 1)[1] if channel.startswith("store:") else None
+    write_orders(batch)
     return batch.conn.execute(
         text(
             "SELECT id, total_eur_cents FROM orders WHERE order_key IN (:k, :in_store) "
@@ -297,6 +336,7 @@ def order_holding(batch: Batch, pid: int, skus: list[str], before_ms: int) -> An
     if not skus:
         return None
     cluster = set(identity_members(batch.conn, batch.p.graph.root(pid))) | {pid}
+    write_orders(batch)
     return batch.conn.execute(
         text(
             "SELECT o.id, o.total_eur_cents FROM orders o "
