@@ -65,6 +65,34 @@ def tune_gc() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
+def _start_workers(
+    database: Database, settings: Settings, stop: threading.Event
+) -> list[threading.Thread]:
+    """Start the background work `serve` runs beside the API, until `stop` is set."""
+    workers: list[threading.Thread] = []
+    if settings.processor.enabled:
+        processor = Processor(
+            database, identity=settings.identity, batch_size=settings.processor.batch_size
+        )
+        workers.append(
+            threading.Thread(
+                target=processor.run, args=(stop,), name="event-processor", daemon=True
+            )
+        )
+    if settings.warehouse.sync_enabled:
+        workers.append(
+            threading.Thread(
+                target=warehouse_sync.run,
+                args=(stop, settings, database),
+                name="warehouse-sync",
+                daemon=True,
+            )
+        )
+    for worker in workers:
+        worker.start()
+    return workers
+
+
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
     """Build the application; the database opens when it starts."""
     settings = settings or get_settings()
@@ -83,27 +111,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         app.state.settings = settings
         app.state.collector = Collector(database, settings.collect, writer)
         stop = threading.Event()
-        workers: list[threading.Thread] = []
-        if settings.processor.enabled:
-            processor = Processor(
-                database, identity=settings.identity, batch_size=settings.processor.batch_size
-            )
-            workers.append(
-                threading.Thread(
-                    target=processor.run, args=(stop,), name="event-processor", daemon=True
-                )
-            )
-        if settings.warehouse.sync_enabled:
-            workers.append(
-                threading.Thread(
-                    target=warehouse_sync.run,
-                    args=(stop, settings, database),
-                    name="warehouse-sync",
-                    daemon=True,
-                )
-            )
-        for worker in workers:
-            worker.start()
+        workers = _start_workers(database, settings, stop)
         try:
             yield
         finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -99,6 +100,75 @@ def _sync_warehouse(db: Database, settings: Settings) -> None:
     )
 
 
+@dataclass(frozen=True)
+class _Order:
+    """What the demo was asked for."""
+
+    customers: int
+    months: int
+    seed: int
+
+
+def _loading(settings: Settings) -> Settings:
+    """The server's settings while the demo loads.
+
+    The demo runs the processor itself (after the load, with a progress bar) rather than
+    beside collection, where both would share the write lock. The warehouse likewise
+    syncs once, after processing, then in the background.
+    """
+    return settings.model_copy(
+        update={
+            "processor": settings.processor.model_copy(update={"enabled": False}),
+            "warehouse": settings.warehouse.model_copy(update={"sync_enabled": False}),
+        }
+    )
+
+
+def _load(db: Database, settings: Settings, order: _Order, url: str, token: str) -> Processor:
+    """Generate and load the retailer, process, match and sync; return the processor."""
+    started = time.perf_counter()
+    keys = _create_sources(db, list(SOURCES))
+    if keys is None:
+        console.print("Données de démonstration déjà chargées.")
+    else:
+        with console.status("Génération du commerçant de démonstration…"):
+            dataset = generate(
+                customers=order.customers,
+                months=order.months,
+                seed=order.seed,
+                out=settings.data_dir / "demo",
+                truth_dir=settings.data_dir / "ground-truth",
+            )
+        report = load(dataset, url, keys, token, console=console)
+        console.print(
+            f"{report.messages:,} messages et {len(report.imports)} fichiers chargés "
+            f"en {report.seconds:.0f} s.".replace(",", " ")
+        )
+    processor = _process(db, settings)
+    if keys is not None:
+        _match(db, settings)
+    _sync_warehouse(db, settings)
+    console.print(
+        f"Démo prête en {time.perf_counter() - started:.0f} s. Vérité terrain : "
+        f"{settings.data_dir / 'ground-truth'}"
+    )
+    return processor
+
+
+def _background(
+    db: Database, settings: Settings, processor: Processor, stop: threading.Event
+) -> list[threading.Thread]:
+    """Start the processor, and the warehouse sync when enabled, until `stop`."""
+    workers = [threading.Thread(target=processor.run, args=(stop,), daemon=True)]
+    if settings.warehouse.sync_enabled:
+        workers.append(
+            threading.Thread(target=warehouse_sync.run, args=(stop, settings, db), daemon=True)
+        )
+    for worker in workers:
+        worker.start()
+    return workers
+
+
 def demo(
     customers: int = typer.Option(20_000, help="How many customers to simulate."),
     months: int = typer.Option(24, help="How many months of history."),
@@ -113,26 +183,16 @@ def demo(
     db = open_database(settings)
     with db.sessions.begin() as session:
         token = auth_service.create(session=session, data=TokenCreate(name="demo")).token
-    # While loading, the demo runs the processor itself (after the load, with a progress
-    # bar) rather than beside collection, where both would share the write lock.
-    # The warehouse likewise syncs once, after processing, then in the background.
-    loading = settings.model_copy(
-        update={
-            "processor": settings.processor.model_copy(update={"enabled": False}),
-            "warehouse": settings.warehouse.model_copy(update={"sync_enabled": False}),
-        }
+    config = uvicorn.Config(
+        create_app(_loading(settings), db),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
     )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(loading, db),
-            host=host,
-            port=port,
-            loop="uvloop",
-            http="httptools",
-            log_level="warning",
-            access_log=False,
-        )
-    )
+    server = uvicorn.Server(config)
     url = f"http://{host}:{port}"
     failure: list[BaseException] = []
     stop = threading.Event()
@@ -142,41 +202,8 @@ def demo(
         try:
             while not server.started:
                 time.sleep(0.05)
-            started = time.perf_counter()
-            keys = _create_sources(db, list(SOURCES))
-            if keys is None:
-                console.print("Données de démonstration déjà chargées.")
-            else:
-                with console.status("Génération du commerçant de démonstration…"):
-                    dataset = generate(
-                        customers=customers,
-                        months=months,
-                        seed=seed,
-                        out=settings.data_dir / "demo",
-                        truth_dir=settings.data_dir / "ground-truth",
-                    )
-                report = load(dataset, url, keys, token, console=console)
-                console.print(
-                    f"{report.messages:,} messages et {len(report.imports)} fichiers chargés "
-                    f"en {report.seconds:.0f} s.".replace(",", " ")
-                )
-            processor = _process(db, settings)
-            if keys is not None:
-                _match(db, settings)
-            _sync_warehouse(db, settings)
-            console.print(
-                f"Démo prête en {time.perf_counter() - started:.0f} s. Vérité terrain : "
-                f"{settings.data_dir / 'ground-truth'}"
-            )
-            workers.append(threading.Thread(target=processor.run, args=(stop,), daemon=True))
-            if settings.warehouse.sync_enabled:
-                workers.append(
-                    threading.Thread(
-                        target=warehouse_sync.run, args=(stop, settings, db), daemon=True
-                    )
-                )
-            for worker in workers:
-                worker.start()
+            processor = _load(db, settings, _Order(customers, months, seed), url, token)
+            workers.extend(_background(db, settings, processor, stop))
             console.print(
                 f"omnicanal : [bold]{url}[/bold] · API : {url}/docs · "
                 f"jeton d'administration : {token}"
