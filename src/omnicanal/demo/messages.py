@@ -19,19 +19,23 @@ import numpy as np
 
 from omnicanal.demo.chunk import Chunk
 from omnicanal.demo.shop import SITE
-from omnicanal.demo.visits import (
+from omnicanal.demo.tracking import (
     ESHOP,
     NEWSLETTER,
     PUSH_SOURCE,
     SMS_SOURCE,
     SOURCES,
-    VisitBuilder,
     iso,
     phone_as_typed,
 )
-from omnicanal.demo.world import World
+from omnicanal.demo.visits import VisitBuilder
+from omnicanal.demo.world import Campaign, World
 
 __all__ = ["SOURCES", "Builder", "count", "iso", "phone_as_typed", "refunds", "stream"]
+
+# What a campaign tool sends about one delivery: its source, the context of its messages
+# and each event with its time (nan if it did not happen) and properties.
+_Steps = tuple[int, dict[str, Any], list[tuple[float, str, dict[str, Any]]]]
 
 
 class Builder(VisitBuilder):
@@ -66,69 +70,75 @@ class Builder(VisitBuilder):
     # -- deliveries and refunds ---------------------------------------------------------
     def delivery(self, r: int) -> list[tuple[float, int, dict[str, Any]]]:
         """Build the messages a campaign tool sends about one delivery."""
-        reach, pp = self.reach, self.people
-        camp = self.world.campaigns[int(reach.campaign[r])]
-        person = int(reach.person[r])
+        camp = self.world.campaigns[int(self.reach.campaign[r])]
+        person = int(self.reach.person[r])
         base = {"campaign_id": camp.campaign_id, "campaign_name": camp.name}
-        source_name = "newsletter" if camp.channel == "email" else camp.channel
-        link = (
-            f"{SITE}/nouveautes?utm_source={source_name}"
+        if camp.channel == "email":
+            source, context, steps = self._email_steps(r, camp, person, base)
+        elif camp.channel == "sms":
+            source, context, steps = self._sms_steps(r, camp, person, base)
+        else:
+            source, context, steps = self._push_steps(r, camp, base)
+        user = self.people.customer_id[person]
+        return [
+            (
+                when,
+                source,
+                {
+                    "type": "track",
+                    "userId": user,
+                    "event": event,
+                    "properties": props,
+                    "context": context,
+                },
+            )
+            for when, event, props in steps
+            if not math.isnan(when) and when < self.days  # nan: did not happen
+        ]
+
+    @staticmethod
+    def _link(camp: Campaign) -> str:
+        """Return the tracked link a campaign's message points to."""
+        source = "newsletter" if camp.channel == "email" else camp.channel
+        return (
+            f"{SITE}/nouveautes?utm_source={source}"
             f"&utm_medium={camp.channel}&utm_campaign={camp.campaign_id.lower()}"
         )
-        sent, opened, clicked = float(reach.t[r]), float(reach.opened[r]), float(reach.clicked[r])
-        out: list[tuple[float, int, dict[str, Any]]] = []
-        steps: list[tuple[float, str, dict[str, Any]]]
-        context: dict[str, Any]
-        if camp.channel == "email":
-            base |= {"email_id": f"em-{self.rnd.getrandbits(64):016x}", "email_subject": camp.name}
-            context = {"traits": {"email": pp.email[person]}}
-            steps = [
-                (sent, "Email Delivered", base),
-                (opened, "Email Opened", base),
-                (clicked, "Email Link Clicked", {**base, "link_url": link}),
-            ]
-            if reach.unsubscribed[r]:
-                steps.append((opened + 0.001, "Unsubscribed", {**base, "list_id": "newsletter"}))
-            source = NEWSLETTER
-        elif camp.channel == "sms":
-            context = {"traits": {"phone": pp.phone[person]}}
-            steps = [
-                (sent, "SMS Delivered", base),
-                (clicked, "SMS Link Clicked", {**base, "link_url": link}),
-            ]
-            source = SMS_SOURCE
-        else:
-            context = {"traits": {}}
-            props = {
-                **base,
-                "campaign": {
-                    "name": camp.campaign_id.lower(),
-                    "medium": "push",
-                    "content": camp.name,
-                },
-            }
-            steps = [
-                (sent, "Push Notification Received", props),
-                (clicked, "Push Notification Tapped", props),
-            ]
-            source = PUSH_SOURCE
-        user = pp.customer_id[person]
-        for when, event, props in steps:
-            if not math.isnan(when) and when < self.days:  # nan: did not happen
-                out.append(
-                    (
-                        when,
-                        source,
-                        {
-                            "type": "track",
-                            "userId": user,
-                            "event": event,
-                            "properties": props,
-                            "context": context,
-                        },
-                    )
-                )
-        return out
+
+    def _email_steps(self, r: int, camp: Campaign, person: int, base: dict[str, Any]) -> _Steps:
+        """Return the newsletter tool's source, context and (time, event, properties)."""
+        reach = self.reach
+        opened = float(reach.opened[r])
+        email_id = f"em-{self.rnd.getrandbits(64):016x}"
+        base = {**base, "email_id": email_id, "email_subject": camp.name}
+        steps = [
+            (float(reach.t[r]), "Email Delivered", base),
+            (opened, "Email Opened", base),
+            (float(reach.clicked[r]), "Email Link Clicked", {**base, "link_url": self._link(camp)}),
+        ]
+        if reach.unsubscribed[r]:
+            steps.append((opened + 0.001, "Unsubscribed", {**base, "list_id": "newsletter"}))
+        return NEWSLETTER, {"traits": {"email": self.people.email[person]}}, steps
+
+    def _sms_steps(self, r: int, camp: Campaign, person: int, base: dict[str, Any]) -> _Steps:
+        """Return the SMS tool's source, context and (time, event, properties)."""
+        clicked = {**base, "link_url": self._link(camp)}
+        steps = [
+            (float(self.reach.t[r]), "SMS Delivered", base),
+            (float(self.reach.clicked[r]), "SMS Link Clicked", clicked),
+        ]
+        return SMS_SOURCE, {"traits": {"phone": self.people.phone[person]}}, steps
+
+    def _push_steps(self, r: int, camp: Campaign, base: dict[str, Any]) -> _Steps:
+        """Return the push tool's source, context and (time, event, properties)."""
+        name = camp.campaign_id.lower()
+        campaign = {"name": name, "medium": "push", "content": camp.name}
+        props = {**base, "campaign": campaign}
+        steps = [
+            (float(self.reach.t[r]), "Push Notification Received", props),
+            (float(self.reach.clicked[r]), "Push Notification Tapped", props),
+        ]
+        return PUSH_SOURCE, {"traits": {}}, steps
 
     def refund(self, order: int) -> dict[str, Any]:
         """Build the e-shop's `Order Refunded` for a return sent back by post."""

@@ -25,7 +25,8 @@ from omnicanal.demo.activity import (
     slot_keys,
 )
 from omnicanal.demo.days import BoolArray, FloatArray, IntArray
-from omnicanal.demo.people import APP, CHANNEL_MIX, People, online_hours, scramble, store_hours
+from omnicanal.demo.numbering import order_numbers
+from omnicanal.demo.people import APP, CHANNEL_MIX, People, online_hours, store_hours
 from omnicanal.demo.shop import ELSEWHERE, STORES
 from omnicanal.demo.world import NETWORKS, World
 
@@ -34,7 +35,6 @@ SHIPPING_EUR = 4.90
 FREE_SHIPPING_FROM = 60.0
 CALL_REASONS = ("suivi de commande", "retour", "remboursement", "taille", "article défectueux")
 CALL_OUTCOMES = ("résolu", "rappel prévu", "transmis à la logistique", "geste commercial")
-_NUMBERS_PER_CHUNK = 10_000_000
 
 
 @dataclass(slots=True)
@@ -192,17 +192,6 @@ def _coupons(
     return result
 
 
-def _numbers(chunk: int, count: int, key: int) -> list[str]:
-    """Return order or receipt numbers: unique in the world, in no visible order."""
-    serial = chunk * _NUMBERS_PER_CHUNK + np.arange(count, dtype=np.int64)
-    return [f"{d:010d}" for d in scramble(serial, 10**5, key)]
-
-
-def receipt_prefix(store: int) -> str:
-    """Return the till number that starts every receipt number of a store."""
-    return f"{store + 1:02d}"
-
-
 def _sorted(dem: Demand) -> Demand:
     order = np.argsort(dem.t, kind="stable")
     return Demand(
@@ -340,11 +329,21 @@ def _after(
     )
 
 
+def _pickups(
+    rng: np.random.Generator, world: World, t: FloatArray, channel: IntArray
+) -> FloatArray:
+    """Draw when click & collect orders are picked up: 1 to 3 days later, when open."""
+    n = len(t)
+    pickup_t = np.floor(t) + 1 + rng.integers(0, 3, n) + store_hours(rng, n) / 24.0
+    result: FloatArray = np.where(channel == COLLECT, next_open(world, pickup_t), np.nan)
+    return result
+
+
 def build(world: World, people: People, dem: Demand) -> Orders:
     """Turn the real world's purchases into orders with baskets, returns and after-sales."""
     rng = np.random.default_rng([world.seed, 5, people.chunk])
     dem = _sorted(dem)
-    who, n = dem.person, len(dem.t)
+    who = dem.person
     channel = _channels(rng, world, people, dem)
     store = _stores(rng, people, who, channel)
     t = _times(rng, world, dem, channel)
@@ -352,12 +351,8 @@ def build(world: World, people: People, dem: Demand) -> Orders:
     money = _money(rng, world, people, dem, t, channel, basket)
     ret = _returns(rng, world, people, who, t, channel, store, basket, money)
     after = _after(rng, people, who, t, channel, ret)
-    serial = _numbers(people.chunk, 3 * n, 11)
-    number = [
-        f"{receipt_prefix(int(s))}{x}" if c == IN_STORE else f"ML{x}"
-        for x, c, s in zip(serial[:n], channel, store, strict=True)
-    ]
-    pickup_t = np.floor(t) + 1 + rng.integers(0, 3, n) + store_hours(rng, n) / 24.0
+    number, pickup_number, return_number = order_numbers(people.chunk, channel, store, ret.store)
+    pickup_t = _pickups(rng, world, t, channel)
     return Orders(
         person=who,
         t=t,
@@ -378,19 +373,13 @@ def build(world: World, people: People, dem: Demand) -> Orders:
         coupon=money.coupon,
         shipping=money.shipping,
         revenue=money.revenue,
-        pickup_t=np.where(channel == COLLECT, next_open(world, pickup_t), np.nan),
-        pickup_number=[
-            f"{receipt_prefix(int(s))}{x}" if s >= 0 else ""
-            for x, s in zip(serial[n : 2 * n], store, strict=True)
-        ],
+        pickup_t=pickup_t,
+        pickup_number=pickup_number,
         returned_line=ret.line,
         return_t=ret.t,
         return_in_store=ret.in_store,
         return_store=ret.store,
-        return_number=[
-            f"{receipt_prefix(int(s))}{x}" if s >= 0 else ""
-            for x, s in zip(serial[2 * n :], ret.store, strict=True)
-        ],
+        return_number=return_number,
         refund=ret.refund,
         review_t=after.review_t,
         review_rating=after.review_rating,

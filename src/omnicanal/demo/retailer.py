@@ -27,6 +27,16 @@ from omnicanal.demo.records import Identifiers
 from omnicanal.demo.world import World
 
 SOURCES = messages.SOURCES
+_STATS = (
+    "persons",
+    "customers",
+    "prospects",
+    "orders",
+    "online_orders",
+    "store_orders",
+    "click_and_collect",
+    "messages",
+)
 FILE_KINDS = ("catalogue", "stock", "customers", "till", "attendance", "calls", "survey", "costs")
 
 
@@ -123,29 +133,34 @@ def generate(
     fmt = "xlsx" if customers <= 1_000_000 else "csv"  # a sheet holds 1,048,576 rows
     writer = files.Writer(the_world, out, customers_format=fmt)
     facts = truth.TruthWriter(truth_dir or out / "ground-truth")
-    effects, tally = truth.Effects(), shop_files.Tally.empty(the_world)
-    taken: set[str] = set()
     dataset = Dataset(the_world, out, list(SOURCES), writer.paths, {}, chunk_size)
     dataset.truth_dir = truth_dir
-    stats = dict.fromkeys(
-        (
-            "persons",
-            "customers",
-            "prospects",
-            "orders",
-            "online_orders",
-            "store_orders",
-            "click_and_collect",
-            "messages",
-        ),
-        0,
-    )
-    for number, size in chunks(customers, chunk_size):
-        ch = simulate(the_world, number, size)
-        renamed = _unique_emails(ch, taken)
-        if renamed:
-            dataset.renamed[number] = renamed
-            ch = simulate(the_world, number, size, renamed)
+    effects, tally = _write_chunks(dataset, writer, facts)
+    writer.close()
+    shop_files.catalogue(writer)
+    shop_files.stock(writer)
+    spend = shop_files.costs(writer, tally)
+    facts.close(the_world, effects, spend)
+    dataset.stats |= {f"{kind}_rows": n for kind, n in writer.rows.items()}
+    dataset.stats |= {f"truth_{name}": n for name, n in facts.rows.items()}
+    dataset.seconds = time.perf_counter() - started
+    return dataset
+
+
+def _write_chunks(
+    dataset: Dataset, writer: files.Writer, facts: truth.TruthWriter
+) -> tuple[truth.Effects, shop_files.Tally]:
+    """Simulate the world chunk by chunk, writing each one's files and ground truth.
+
+    Counts what the world-level files need, and sets the dataset's stats.
+    """
+    the_world = dataset.world
+    effects, tally = truth.Effects(), shop_files.Tally.empty(the_world)
+    taken: set[str] = set()
+    stats = dict.fromkeys(_STATS, 0)
+    parts = chunks(the_world.customers, dataset.chunk_size)
+    for number, size in parts:
+        ch = _chunk(dataset, number, size, taken)
         ids = Identifiers()
         files.write_chunk(writer, ch, ids)
         facts.add(the_world, ch, ids)
@@ -153,21 +168,24 @@ def generate(
         tally.add(ch)
         _count(the_world, ch, stats)
         dataset._cached = ch
-    if len(chunks(customers, chunk_size)) > 1:
+    if len(parts) > 1:
         dataset._cached = None  # keep memory flat: chunks are simulated again when streamed
-    writer.close()
-    shop_files.catalogue(writer)
-    shop_files.stock(writer)
-    spend = shop_files.costs(writer, tally)
-    facts.close(the_world, effects, spend)
-    stats |= {f"{kind}_rows": n for kind, n in writer.rows.items()}
-    stats |= {f"truth_{name}": n for name, n in facts.rows.items()}
     dataset.stats = stats
-    dataset.seconds = time.perf_counter() - started
-    return dataset
+    return effects, tally
+
+
+def _chunk(dataset: Dataset, number: int, size: int, taken: set[str]) -> Chunk:
+    """Simulate a chunk, again with its renamed addresses if earlier chunks used some."""
+    ch = simulate(dataset.world, number, size)
+    renamed = _unique_emails(ch, taken)
+    if renamed:
+        dataset.renamed[number] = renamed
+        ch = simulate(dataset.world, number, size, renamed)
+    return ch
 
 
 def _count(the_world: World, ch: Chunk, stats: dict[str, int]) -> None:
+    """Add a chunk's people, orders and messages to the stats."""
     o, pp = ch.orders, ch.people
     loaded = ch.loaded(o.t)
     stats["persons"] += len(pp)

@@ -46,6 +46,9 @@ COSTS_HEADER = (
     "clicks",
 )
 
+# A row of costs.csv: day, channel, campaign, amount, kind, impressions and clicks.
+_CostRow = tuple[int, str, str, float, str, int | None, int | None]
+
 
 @dataclass(slots=True)
 class Tally:
@@ -123,9 +126,7 @@ def stock(w: Writer) -> None:
     pq.write_table(table, w.paths["stock"])
 
 
-def _cost_rows(
-    w: Writer, tally: Tally
-) -> Iterator[tuple[int, str, str, float, str, int | None, int | None]]:
+def _cost_rows(w: Writer, tally: Tally) -> Iterator[_CostRow]:
     world = w.world
     cal, first = world.calendar, world.calendar.index(0)
     cpc = (0.9, 0.6, 0.5, 0.35)
@@ -154,70 +155,53 @@ def _cost_rows(
     yield from _offline_costs(world, tally)
 
 
-def _offline_costs(
-    world: World, tally: Tally
-) -> Iterator[tuple[int, str, str, float, str, int | None, int | None]]:
-    days = world.calendar.days
+def _offline_costs(world: World, tally: Tally) -> Iterator[_CostRow]:
+    """Yield the costs of the loaded period that are not ad spend."""
+    yield from _press_costs(world)
+    yield from _event_costs(world)
+    yield from _campaign_costs(world, tally)
+    yield from _platform_costs(world)
+
+
+def _press_costs(world: World) -> Iterator[_CostRow]:
+    """Yield each press insertion, on the day it ran."""
     for ins in world.insertions:
-        if ins.day < days:
-            yield (
-                ins.day,
-                ins.channel,
-                f"{ins.title} {world.calendar.date_of(ins.day):%d/%m/%Y}",
-                ins.cost_eur,
-                "press",
-                None,
-                None,
-            )
-    op = world.street
+        if ins.day < world.calendar.days:
+            title = f"{ins.title} {world.calendar.date_of(ins.day):%d/%m/%Y}"
+            yield ins.day, ins.channel, title, ins.cost_eur, "press", None, None
+
+
+def _event_costs(world: World) -> Iterator[_CostRow]:
+    """Yield the street operation, spread over its days, then each store workshop."""
+    days, op = world.calendar.days, world.street
     for k in range(op.days):
         if op.day + k < days:
-            yield (
-                op.day + k,
-                op.channel,
-                op.name,
-                round(op.cost_eur / op.days, 2),
-                "event",
-                None,
-                None,
-            )
+            share = round(op.cost_eur / op.days, 2)
+            yield op.day + k, op.channel, op.name, share, "event", None, None
     for shop in world.workshops:
         if shop.day < days:
             yield shop.day, shop.channel, shop.name, shop.cost_eur, "event", None, None
+
+
+def _campaign_costs(world: World, tally: Tally) -> Iterator[_CostRow]:
+    """Yield each newsletter's production and each SMS campaign's sends."""
     for c, camp in enumerate(world.campaigns):
-        if camp.day >= days:
+        if camp.day >= world.calendar.days:
             continue
         if camp.channel == "email":
-            yield (
-                camp.day,
-                "email",
-                camp.campaign_id,
-                round(350.0 * world.scale, 2),
-                "production",
-                None,
-                None,
-            )
+            amount = round(350.0 * world.scale, 2)
+            yield camp.day, "email", camp.campaign_id, amount, "production", None, None
         elif camp.channel == "sms":
-            yield (
-                camp.day,
-                "sms",
-                camp.campaign_id,
-                round(0.045 * int(tally.sms_sent[c]), 2),
-                "other",
-                None,
-                None,
-            )
-    for day in range(days):
+            amount = round(0.045 * int(tally.sms_sent[c]), 2)
+            yield camp.day, "sms", camp.campaign_id, amount, "other", None, None
+
+
+def _platform_costs(world: World) -> Iterator[_CostRow]:
+    """Yield the e-mailing and push platforms' fees, on the first day of each month."""
+    for day in range(world.calendar.days):
         if world.calendar.date_of(day).day == 1:
-            yield (
-                day,
-                "email",
-                "plateforme e-mailing",
-                round(250.0 * world.scale, 2),
-                "other",
-                None,
-                None,
-            )
+            emailing = round(250.0 * world.scale, 2)
+            yield day, "email", "plateforme e-mailing", emailing, "other", None, None
             yield day, "push", "plateforme push", round(90.0 * world.scale, 2), "other", None, None
 
 

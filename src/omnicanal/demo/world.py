@@ -211,71 +211,66 @@ _MONTHS = (
 
 
 def _campaigns(cal_: Calendar) -> tuple[Campaign, ...]:
+    """Plan the newsletters, SMS and push campaigns of the loaded period and the holdout."""
     out: list[Campaign] = []
     for day in range(0, cal_.days + cal_.holdout):
         when, i = cal_.date_of(day), cal_.index(day)
         label = f"{_MONTHS[when.month - 1]} {when.year}"
         stamp = f"{when:%Y-%m}"
-        if when.day <= 7 and when.weekday() == 3:
-            out.append(
-                Campaign("email", f"NL-{stamp}", f"Newsletter {label}", day, 10.0, 0.004, False)
-            )
-        if when.day <= 7 and when.weekday() == 1:
-            out.append(
-                Campaign("push", f"PUSH-{stamp}", f"Nouveautés {label}", day, 18.5, 0.006, False)
-            )
+        out += _monthly(day, when, label, stamp)
         if cal_.sales_opening[i] and not cal_.sales_opening[i - 1]:
-            out += [
-                Campaign("email", f"SOLDES-{stamp}", f"Soldes {label}", day, 7.5, 0.010, True),
-                Campaign("sms", f"SMS-SOLDES-{stamp}", f"Soldes {label}", day, 9.0, 0.012, True),
-                Campaign("push", f"PUSH-SOLDES-{stamp}", f"Soldes {label}", day, 8.0, 0.008, True),
-            ]
+            out += _sales(day, label, stamp)
         if cal_.black_friday[i] and not cal_.black_friday[i - 1]:
-            out += [
-                Campaign(
-                    "email",
-                    f"BF-{when.year}",
-                    f"Black Friday {when.year}",
-                    day - 1,
-                    18.0,
-                    0.010,
-                    True,
-                ),
-                Campaign(
-                    "sms", f"SMS-BF-{when.year}", f"Black Friday {when.year}", day, 9.0, 0.012, True
-                ),
-                Campaign(
-                    "push",
-                    f"PUSH-BF-{when.year}",
-                    f"Black Friday {when.year}",
-                    day,
-                    12.0,
-                    0.008,
-                    True,
-                ),
-            ]
-        if (when.month, when.day) == (12, 5):
-            out.append(
-                Campaign(
-                    "email",
-                    f"NOEL-{when.year}",
-                    f"Idées cadeaux {when.year}",
-                    day,
-                    10.0,
-                    0.008,
-                    True,
-                )
-            )
-            out.append(
-                Campaign(
-                    "sms", f"SMS-NOEL-{when.year}", f"Noël {when.year}", day + 10, 11.0, 0.012, True
-                )
-            )
-        if (when.month, when.day) in ((6, 2), (11, 8)):
-            name = f"Ventes privées {label}"
-            out.append(Campaign("email", f"VP-{stamp}", name, day, 10.0, 0.009, True))
-            out.append(Campaign("sms", f"SMS-VP-{stamp}", name, day, 12.0, 0.012, True))
+            out += _black_friday(day, when.year)
+        out += _seasonal(day, when, label, stamp)
+    # A stable sort: campaigns of the same day and hour keep the order they were planned in.
     return tuple(sorted((c for c in out if c.day >= 0), key=lambda c: (c.day, c.hour)))
+
+
+def _monthly(day: int, when: date, label: str, stamp: str) -> list[Campaign]:
+    """Return the newsletter (first Thursday) and the push (first Tuesday) of a month."""
+    out: list[Campaign] = []
+    if when.day <= 7 and when.weekday() == 3:
+        out.append(Campaign("email", f"NL-{stamp}", f"Newsletter {label}", day, 10.0, 0.004, False))
+    if when.day <= 7 and when.weekday() == 1:
+        out.append(
+            Campaign("push", f"PUSH-{stamp}", f"Nouveautés {label}", day, 18.5, 0.006, False)
+        )
+    return out
+
+
+def _sales(day: int, label: str, stamp: str) -> list[Campaign]:
+    """Return the e-mail, SMS and push announcing the opening of the sales."""
+    return [
+        Campaign("email", f"SOLDES-{stamp}", f"Soldes {label}", day, 7.5, 0.010, True),
+        Campaign("sms", f"SMS-SOLDES-{stamp}", f"Soldes {label}", day, 9.0, 0.012, True),
+        Campaign("push", f"PUSH-SOLDES-{stamp}", f"Soldes {label}", day, 8.0, 0.008, True),
+    ]
+
+
+def _black_friday(day: int, year: int) -> list[Campaign]:
+    """Return the Black Friday campaigns: the e-mail the evening before, SMS and push on the day."""
+    name = f"Black Friday {year}"
+    return [
+        Campaign("email", f"BF-{year}", name, day - 1, 18.0, 0.010, True),
+        Campaign("sms", f"SMS-BF-{year}", name, day, 9.0, 0.012, True),
+        Campaign("push", f"PUSH-BF-{year}", name, day, 12.0, 0.008, True),
+    ]
+
+
+def _seasonal(day: int, when: date, label: str, stamp: str) -> list[Campaign]:
+    """Return the Christmas e-mail (5 December) and SMS (15 December), and the private sales."""
+    out: list[Campaign] = []
+    if (when.month, when.day) == (12, 5):
+        gifts = f"Idées cadeaux {when.year}"
+        out.append(Campaign("email", f"NOEL-{when.year}", gifts, day, 10.0, 0.008, True))
+        noel = f"Noël {when.year}"
+        out.append(Campaign("sms", f"SMS-NOEL-{when.year}", noel, day + 10, 11.0, 0.012, True))
+    if (when.month, when.day) in ((6, 2), (11, 8)):
+        name = f"Ventes privées {label}"
+        out.append(Campaign("email", f"VP-{stamp}", name, day, 10.0, 0.009, True))
+        out.append(Campaign("sms", f"SMS-VP-{stamp}", name, day, 12.0, 0.012, True))
+    return out
 
 
 PERSONAS = ("web_only", "store_only", "omnichannel", "app_lover", "bargain_hunter", "prospect")
