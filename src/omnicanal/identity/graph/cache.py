@@ -22,7 +22,6 @@ class Ident:
     profile_id: int
     shared: bool
     last_seen_ms: int
-    new: bool = False
 
 
 @dataclass(slots=True)

@@ -70,7 +70,7 @@ class GuardRails(GraphCache):
         return sorted(found)
 
     def _attach(self, key: Key, profile_id: int, root: int, source_id: int, at_ms: int) -> None:
-        self._ident[key] = Ident(profile_id, False, at_ms, new=True)
+        self._ident[key] = Ident(profile_id, False, at_ms)
         self._pending.identities.append(
             {
                 "kind": key[0],

@@ -21,9 +21,6 @@ class Writer(GraphCache):
         """Write what this batch changed; return the ids of the profiles created."""
         pending, conn = self._pending, self.conn
         _insert_created(conn, pending)
-        for ident in self._ident.values():
-            if ident is not None:
-                ident.new = False
         _update_seen(conn, pending)
         _record_merges(conn, pending, self.now_ms)
         _mark_shared(conn, pending)
@@ -43,9 +40,15 @@ class Writer(GraphCache):
         Roots moved by merges are now in the database, which answers for profiles
         not cached.
         """
-        for pid in list(self._root):
-            self._root[pid] = self.root(pid)
-        self._forward.clear()
+        if not self._forward:
+            return
+        # Only profiles whose root was merged away move: a membership test per cached
+        # profile, not a root() call (the cache holds up to a million of them).
+        moved = self._forward
+        for pid, root in self._root.items():
+            if root in moved:
+                self._root[pid] = self.root(pid)
+        moved.clear()
 
 
 def _insert_created(conn: Connection, pending: Pending) -> None:
