@@ -447,6 +447,54 @@ def test_orders_refunds_and_click_and_collect(client: TestClient, db: Database) 
     assert [m["rule"] for m in buyer["merges"]] == ["order_reference"]
 
 
+def test_an_order_sent_again_in_a_later_batch_is_stored_once(
+    client: TestClient, db: Database
+) -> None:
+    web = make_source(db, "eshop", "web")
+    order = {
+        "type": "track",
+        "userId": "u1",
+        "event": "Order Completed",
+        "timestamp": at(0),
+        "properties": {
+            "order_id": "W-9",
+            "total": 30,
+            "products": [{"sku": "A", "price": 10, "quantity": 3}],
+        },
+    }
+    other = {**order, "properties": {**order["properties"], "order_id": "W-10"}}
+    send(client, web, [order])
+    process(db)
+    # The shop's retry, under another messageId, beside a new order of the same batch.
+    send(client, web, [{**order, "messageId": "retry"}, {**other, "messageId": "new"}])
+    process(db)
+
+    with db.engine.connect() as conn:
+        orders = conn.execute(
+            text("SELECT order_key, total_eur_cents FROM orders ORDER BY order_key")
+        ).all()
+        lines = conn.execute(
+            text(
+                "SELECT o.order_key, l.sku, l.quantity FROM order_line l "
+                "JOIN orders o ON o.id = l.order_id ORDER BY o.order_key"
+            )
+        ).all()
+        events = conn.execute(
+            text(
+                "SELECT e.order_id, e.revenue_cents, o.order_key FROM profile_event e "
+                "LEFT JOIN orders o ON o.id = e.order_id ORDER BY e.event_id"
+            )
+        ).all()
+    assert [tuple(o) for o in orders] == [("W-10", 3000), ("W-9", 3000)]
+    assert [tuple(line) for line in lines] == [("W-10", "A", 3), ("W-9", "A", 3)]
+    # The first event carries the order and its revenue, the retry neither, the new one its own.
+    assert [(r.order_key, r.revenue_cents) for r in events] == [
+        ("W-9", 3000),
+        (None, None),
+        ("W-10", 3000),
+    ]
+
+
 def test_a_call_or_a_return_quoting_an_order_joins_its_customer(
     client: TestClient, db: Database
 ) -> None:
