@@ -551,3 +551,11 @@ def test_rules_within_the_budget_score_as_before(febrl1, febrl1_model, febrl1_pa
     pairs = matching.score_pairs(febrl1[0], tight, model=febrl1_model)
 
     pd.testing.assert_frame_equal(pairs, febrl1_pairs)
+
+
+def test_the_estimate_counts_every_pair_below_the_sample_size(febrl1):
+    # 1,000 records: fewer than the 50,000 sampled, so nothing is scaled up.
+    estimate = matching.estimate_candidate_pairs(febrl1[0])
+
+    assert [rule for rule, _n in estimate] == list(MatchSettings().blocking_rules)
+    assert sum(n for _rule, n in estimate) == matching.count_candidate_pairs(febrl1[0])

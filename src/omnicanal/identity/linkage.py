@@ -250,9 +250,14 @@ def run(
     settings = settings or settings_for(frame)
     say("training", len(known))
     model = matching.train(known, settings)
-    candidates = sum(n for _rule, n in matching.estimate_candidate_pairs(frame, settings))
-    say("scoring", candidates)
-    pairs = _between_people(matching.score_pairs(frame, settings, model=model), frame)
+    estimate: list[int] = []
+
+    def scoring(candidates: int) -> None:
+        estimate.append(candidates)
+        say("scoring", candidates)
+
+    scored = matching.score_pairs(frame, settings, model=model, on_estimate=scoring)
+    pairs = _between_people(scored, frame)
     merges, reviews = matching.decide(pairs, settings)
     say("merging", len(merges))
     now = int(time.time() * 1000)
@@ -261,7 +266,7 @@ def run(
     bump_generation(conn)
     return MatchRun(
         people,
-        candidates,
+        estimate[0],
         len(pairs),
         outcome["merged"],
         outcome["refused"],

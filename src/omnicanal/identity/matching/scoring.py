@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -109,24 +110,34 @@ def train(records: pd.DataFrame, settings: MatchSettings | None = None) -> Match
         return train_linker(make_linker(db, {"records": table}, settings, None), settings, table)
 
 
+def _ignore(_count: int) -> None:
+    """An estimate nobody asked to hear: the budget is still checked."""
+
+
 def _cleaned(tables: dict[str, pd.DataFrame], settings: MatchSettings) -> dict[str, pd.DataFrame]:
     return without_placeholders(tables, settings.placeholder_share, settings.placeholder_min)
 
 
 def score_pairs(
-    records: pd.DataFrame, settings: MatchSettings | None = None, *, model: MatchModel | None = None
+    records: pd.DataFrame,
+    settings: MatchSettings | None = None,
+    *,
+    model: MatchModel | None = None,
+    on_estimate: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """Score candidate duplicate pairs within one table of records.
 
     Trains a model on the records unless one is given. Returns the pairs scored at or
-    above `settings.min_probability`, in PAIR_COLUMNS, most probable first.
+    above `settings.min_probability`, in PAIR_COLUMNS, most probable first. Before
+    scoring, `on_estimate` is told about how many candidate pairs there are; above
+    `settings.max_candidate_pairs`, InvalidError is raised instead.
     """
     settings = settings or MatchSettings()
     table = _cleaned({"records": prepare(records, name="records")}, settings)["records"]
     if len(table) < 2:
         return _no_pairs()
     with engine(settings) as db:
-        linker = make_linker(db, {"records": table}, settings, model, budget=True)
+        linker = make_linker(db, {"records": table}, settings, model, budget=on_estimate or _ignore)
         if model is None:
             train_linker(linker, settings, table)
         return _pairs(db, linker, settings, total_pairs({"records": table}))
@@ -168,7 +179,7 @@ def link_pairs(
             "existing": existing_table.drop(columns=CLUSTER_COLUMN, errors="ignore"),
             "new": new_table.drop(columns=CLUSTER_COLUMN, errors="ignore"),
         }
-        linker = make_linker(db, tables, settings, model, budget=True)
+        linker = make_linker(db, tables, settings, model, budget=_ignore)
         return _pairs(db, linker, settings, total_pairs(tables), new="new")
 
 

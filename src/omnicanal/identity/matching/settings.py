@@ -21,7 +21,7 @@ CLUSTER_COLUMN = "cluster"
 # hashes; between them they survive a typo or a gap in any one field. Each must stay
 # small however many records there are: a block is every pair of records sharing its
 # key, so a rule on a common surname and a town pairs thousands with thousands. At a
-# million demo customers these rules give about 35 million pairs; "same last name and
+# million demo customers these rules give about 41 million pairs; "same last name and
 # city" alone gave 311 million (docs/benchmarks.md).
 DEFAULT_BLOCKING = (
     "l.postcode = r.postcode and substr(l.last_name, 1, 2) = substr(r.last_name, 1, 2)"

@@ -6,7 +6,7 @@ import json
 import logging
 import math
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -118,16 +118,17 @@ def make_linker(
     settings: MatchSettings,
     model: MatchModel | None,
     *,
-    budget: bool = False,
+    budget: Callable[[int], None] | None = None,
 ) -> Linker:
     """Register the tables; return a linker with the model, or an untrained one.
 
-    With `budget`, first refuse rules that would give too many pairs (`check_budget`).
+    With `budget`, first refuse rules that would give too many pairs (`check_budget`),
+    then tell `budget` about how many they give.
     """
     frames = [db.register(table, table_name=name) for name, table in tables.items()]
     link_type: LinkType = "link_only" if len(tables) == 2 else "dedupe_only"
-    if budget:
-        check_budget(frames, sum(len(t) for t in tables.values()), settings, link_type)
+    if budget is not None:
+        budget(check_budget(frames, sum(len(t) for t in tables.values()), settings, link_type))
     total = total_pairs(tables)
     found = count_pairs(db, [f.physical_name for f in frames], settings.deterministic_rules)
     prior = min(max(found / settings.deterministic_recall, 1.0) / max(total, 1.0), 0.5)
