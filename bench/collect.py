@@ -77,6 +77,7 @@ class Options:
     nice: int
     command: str
     workers: int = 1
+    processing: bool = True  # also measure /v1/batch with the processor inside the server
 
 
 class Bench:
@@ -177,27 +178,41 @@ class Bench:
 
     # -- figures -----------------------------------------------------------------------
 
-    def omnicanal(self, db: str, endpoint: str) -> None:
-        """Measure omnicanal on one database and endpoint, on a fresh data folder."""
+    def omnicanal(self, db: str, endpoint: str, *, processing: bool = False) -> None:
+        """Measure omnicanal on one database and endpoint, on a fresh data folder.
+
+        `/v1/batch` runs with the server collecting only (processing and the warehouse
+        sync off, as when `omnicanal process` workers run elsewhere), and with
+        `processing` as `serve` runs by default: processor and sync beside collection.
+        `/v1/track` runs as `serve` does by default.
+        """
         name = f"omnicanal, {report._DB_NAMES[db]}"
-        data = self.workdir / f"omnicanal-{db}-{endpoint.strip('/').replace('/', '-')}"
+        if processing:
+            name += ", processor in the server"
+        key = "omnicanal+processing" if processing else "omnicanal"
+        folder = f"omnicanal-{db}-{endpoint.strip('/').replace('/', '-')}"
+        data = self.workdir / (folder + ("-processing" if processing else ""))
         env: dict[str, str] = {}
+        if endpoint == "/v1/batch" and not processing:
+            env["OMNICANAL_PROCESSOR__ENABLED"] = "false"
+            env["OMNICANAL_WAREHOUSE__SYNC_ENABLED"] = "false"
         if db == "postgresql":
             assert self.cluster is not None
             database = f"bench_{data.name.replace('-', '_')}"
             env["OMNICANAL_DATABASE_URL"] = self.cluster.create_database(database)
         data.mkdir(parents=True)
-        key = create_source(data, env)
+        write_key = create_source(data, env)
         port = free_port()
         command = omnicanal_command(port, data, workers=self.o.workers)
         url = env.get("OMNICANAL_DATABASE_URL")
         probe = EventProbe(postgres=url) if url else EventProbe(sqlite=data / "omnicanal.db")
         with serve(command, env=env, port=port, log=data / "server.log") as server:
-            server.authorization = basic_auth(key)
+            server.authorization = basic_auth(write_key)
             self.log(f"{name}: serving on port {port}, pid {server.pid}")
             if endpoint == "/v1/batch":
                 run, check = self._batch_load(server, name, probe)
-                check = self._maybe_profile(server, db, name, check)
+                if not processing:
+                    check = self._maybe_profile(server, db, name, check)
             else:
                 run, check = self._track_load(server, name)
             peak = server.peak_memory_kib() / 1024
@@ -205,7 +220,7 @@ class Bench:
         stored, rejected = stored_counts(data, env)
         check = Check(check.sent, check.acknowledged, stored, rejected)
         per_request = self.o.batch if endpoint == "/v1/batch" else 1
-        figure = HttpFigure(name, "omnicanal", db, endpoint, per_request, run, check, peak)
+        figure = HttpFigure(name, key, db, endpoint, per_request, run, check, peak)
         self._add(figure)
 
     def _maybe_profile(self, server: Server, db: str, name: str, check: Check) -> Check:
@@ -216,7 +231,7 @@ class Bench:
         command = [
             profile.py_spy() or "py-spy",
             *("record", "-p", str(server.pid), "-d", str(self.o.profile), "-r", "100"),
-            *("--threads", "--format", "raw", "-o", str(out)),
+            *("--threads", "--subprocesses", "--format", "raw", "-o", str(out)),
         ]
         with background(command):
             load = self._wrk(server, "/v1/batch", self.o.profile + 3, f"{name}: profiling")
@@ -298,6 +313,8 @@ class Bench:
                 self.log(f"PostgreSQL on port {self.cluster.port}: {self.postgres}")
             for db in self.o.dbs if "collect" in only else ():
                 self.omnicanal(db, "/v1/batch")
+                if self.o.processing:
+                    self.omnicanal(db, "/v1/batch", processing=True)
             if "hello" in only:
                 self.hello("/v1/batch")
             if "naive" in only:
@@ -342,6 +359,11 @@ def _arguments(argv: list[str] | None) -> Options:
         "--workers", type=int, default=1, help="omnicanal server processes (serve --workers)."
     )
     parser.add_argument(
+        "--no-processing",
+        action="store_true",
+        help="Skip the /v1/batch run with the processor inside the server.",
+    )
+    parser.add_argument(
         "--nice",
         type=int,
         default=-10,
@@ -364,6 +386,7 @@ def _arguments(argv: list[str] | None) -> Options:
         wait_quiet=args.wait_quiet,
         nice=args.nice,
         workers=args.workers,
+        processing=not args.no_processing,
         command=shlex.join(["python", "-m", "bench.collect", *raw]),
     )
 

@@ -85,11 +85,13 @@ def _http_row(f: HttpFigure, ours: HttpFigure | None) -> str:
 
 def _batch_table(results: Results, db: str) -> list[str]:
     ours = results.find("omnicanal", "/v1/batch", db)
-    rows = [
-        f
-        for f in (ours, results.find("hello", "/v1/batch"), results.find("naive", "/v1/batch"))
-        if f is not None
-    ]
+    candidates = (
+        ours,
+        results.find("omnicanal+processing", "/v1/batch", db),
+        results.find("hello", "/v1/batch"),
+        results.find("naive", "/v1/batch"),
+    )
+    rows = [f for f in candidates if f is not None]
     lines = _header(
         "server",
         "events/s",
@@ -222,6 +224,10 @@ def _machine(m: Machine, s: Setup) -> list[str]:
         f"{s.rate:,} requests/s, latency from the scheduled send time.",
         f"- Durability: SQLite WAL, synchronous={s.sqlite_synchronous}; PostgreSQL "
         f"{s.postgres_settings}. A 2xx means the events are committed.",
+        "- Server: `omnicanal serve`; for `/v1/batch`, first collecting only (processor and "
+        "warehouse sync off, as when `omnicanal process` workers do the processing), then, "
+        "where a row says so, with the processor and sync running inside it as `serve` "
+        "does by default; `/v1/track` as `serve` runs by default.",
         f"- Background load before the run: {s.background_cores:.2f} cores; servers, "
         f"PostgreSQL and load generators ran at niceness {s.nice}. CPU columns, in "
         "cores' worth over the measured seconds: the server (plus PostgreSQL's processes), "

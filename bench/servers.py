@@ -37,6 +37,20 @@ def _stat_fields(pid: int) -> list[str]:
     return text.rpartition(")")[2].split()
 
 
+def _tree(pid: int) -> list[int]:
+    """Return a process and its descendants (a server's worker processes)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo += [int(child) for child in task.read_text().split()]
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    return found
+
+
 @dataclass
 class Server:
     """One HTTP server process on a loopback port."""
@@ -56,16 +70,24 @@ class Server:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def peak_memory_kib(self) -> int:
-        """Return the process's peak resident memory (VmHWM) in KiB."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-        raise RuntimeError("VmHWM not found")
+        """Return the peak resident memory (VmHWM) in KiB, summed over its processes."""
+        total = 0
+        for pid in _tree(self.pid):
+            try:
+                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            total += sum(int(line.split()[1]) for line in lines if line.startswith("VmHWM:"))
+        return total
 
     def cpu_seconds(self) -> float:
-        """Return the user + system CPU time used by the process so far."""
-        fields = _stat_fields(self.pid)
-        return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+        """Return the user + system CPU time used so far by the server and its workers."""
+        ticks = 0
+        for pid in _tree(self.pid):
+            fields = _stat_fields(pid)
+            if fields:
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / _CLK_TCK
 
 
 def basic_auth(write_key: str) -> str:

@@ -12,6 +12,10 @@ log = logging.getLogger(__name__)
 
 # Past this many pages (about 256 MiB) the writer checkpoints the WAL itself.
 CATCH_UP_PAGES = 65_536
+# The WAL file the writer keeps when the log starts over: the catch-up size and a margin.
+# Cut back to 64 MiB (the engine's journal_size_limit), the first commit into a file just
+# shrunk by 200 MiB took 80-100 ms more, every three seconds at full rate (measured).
+WAL_KEPT_BYTES = (CATCH_UP_PAGES + 16_384) * 4096
 
 
 class Checkpointer:
@@ -26,11 +30,13 @@ class Checkpointer:
     writer is asked to checkpoint between two commits (`catch_up`): nothing is
     appended meanwhile, the checkpoint finishes (a fraction of a second for 256 MiB,
     the one pause collection takes), the next commit starts the WAL from its beginning,
-    and `journal_size_limit` (store.engine) gives the space back.
+    and the WAL file is reused from its start, kept at up to `WAL_KEPT_BYTES` while
+    collection writes; the checkpoint at stop truncates it. Checkpointing every quarter
+    second leaves the writer's catch-up less to copy.
     """
 
     def __init__(
-        self, db: Database, interval: float = 1.0, catch_up_pages: int = CATCH_UP_PAGES
+        self, db: Database, interval: float = 0.25, catch_up_pages: int = CATCH_UP_PAGES
     ) -> None:
         self._db = db
         self._interval = interval

@@ -17,7 +17,7 @@ _JSON_INSERT = (
 
 
 class SqliteBatch(Batch):
-    """SQLite: INSERT OR IGNORE with executemany; new rows are those past the old max id."""
+    """SQLite: one INSERT OR IGNORE fed by a JSON array; its new rows have consecutive ids."""
 
     _INSERT = (
         f"INSERT OR IGNORE INTO collect_event ({EVENT_COLUMNS}) VALUES ({', '.join('?' * 11)})"
@@ -27,13 +27,8 @@ class SqliteBatch(Batch):
         cur = self.cur
         begin_immediate(cur)
         try:
-            cur.execute("SELECT coalesce(max(id), 0) FROM collect_event")
-            before = cur.fetchone()[0]
             pairs = self._pairs()
-            if self._insert_many(pairs) == len(pairs):
-                stored = {(r.dedup_time, r.dedup_key) for _, r in pairs}
-            else:
-                stored = self._resolve(before, pairs)
+            stored = self._insert(pairs)
             self._finish(stored)
             cur.execute("COMMIT")
         except BaseException:
@@ -53,10 +48,26 @@ class SqliteBatch(Batch):
         self.cur.execute(_JSON_INSERT, (rows,))
         return int(self.cur.rowcount)
 
-    def _resolve(self, before: int, pairs: list[tuple[int, Row]]) -> set[tuple[int, int]]:
+    def _insert(self, pairs: list[tuple[int, Row]]) -> set[tuple[int, int]]:
+        """Insert the rows; return the keys really stored."""
+        new = self._insert_many(pairs)
+        if new == len(pairs):
+            return {row.key for _, row in pairs}
+        inserted: set[tuple[int, int]] = set()
+        if new:
+            # Under the write lock one statement's new rows take consecutive ids ending
+            # at the last one inserted: no `max(id)` read (one GIL round trip) beforehand.
+            before = self.cur.lastrowid - new
+            self.cur.execute(
+                "SELECT dedup_time, dedup_key FROM collect_event WHERE id > ?", (before,)
+            )
+            inserted = {(t, k) for t, k in self.cur.fetchall()}
+        return self._resolve(inserted, pairs)
+
+    def _resolve(
+        self, inserted: set[tuple[int, int]], pairs: list[tuple[int, Row]]
+    ) -> set[tuple[int, int]]:
         """Tell retries from digest collisions; store each collision under a salted key."""
-        self.cur.execute("SELECT dedup_time, dedup_key FROM collect_event WHERE id > ?", (before,))
-        inserted = {(t, k) for t, k in self.cur.fetchall()}
         for source_id, row in pairs:
             if row.key in inserted or not self._collided(source_id, row):
                 continue
@@ -67,12 +78,7 @@ class SqliteBatch(Batch):
 
     def append(self) -> list[Row]:
         """Insert the rows inside the caller's open transaction, no commit; return the new."""
-        self.cur.execute("SELECT coalesce(max(id), 0) FROM collect_event")
-        before = self.cur.fetchone()[0]
         pairs = self._pairs()
-        if self._insert_many(pairs) == len(pairs):
-            stored = {row.key for _, row in pairs}
-        else:
-            stored = self._resolve(before, pairs)
+        stored = self._insert(pairs)
         self._finish(stored)
         return [row for _, row in pairs if row.key in stored]

@@ -10,11 +10,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from omnicanal.collect.writer.checkpoint import Checkpointer
+from omnicanal.collect.writer.checkpoint import WAL_KEPT_BYTES, Checkpointer
 from omnicanal.collect.writer.dedup import RecentMessages
 from omnicanal.collect.writer.job import Job
 from omnicanal.collect.writer.postgres import PostgresBatch
 from omnicanal.collect.writer.sqlite import SqliteBatch
+from omnicanal.collect.writer.turn import WriterTurns
 from omnicanal.core.errors import ServiceUnavailableError
 from omnicanal.store.engine import Database
 
@@ -49,6 +50,8 @@ class EventWriter:
         self._recent = RecentMessages(dedup_window)
         self._recent_loaded = False
         self._checkpointer = Checkpointer(db) if self._sqlite else None
+        path = db.engine.url.database if self._sqlite else None
+        self._turns = WriterTurns(path) if path and path != ":memory:" else None
 
     def start(self) -> None:
         """Start the writer thread (and, on SQLite, the WAL checkpointer)."""
@@ -117,6 +120,7 @@ class EventWriter:
             if self._sqlite:  # the checkpointer thread copies the WAL back, off this path
                 self._conn.cursor().execute("PRAGMA wal_autocheckpoint=0")
                 self._conn.cursor().execute("PRAGMA busy_timeout=0")  # see begin_immediate
+                self._conn.cursor().execute(f"PRAGMA journal_size_limit={WAL_KEPT_BYTES}")
         if not self._recent_loaded:
             self._load_recent(self._conn)
         return self._conn
@@ -139,7 +143,8 @@ class EventWriter:
             self._conn = None
 
     def _write(self, jobs: list[Job]) -> None:
-        with self._lock:
+        turn = self._turns.held() if self._turns is not None else contextlib.nullcontext()
+        with self._lock, turn:
             batch_class = SqliteBatch if self._sqlite else PostgresBatch
             try:
                 batch_class(self._connection(), jobs, self._recent).write()

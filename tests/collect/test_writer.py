@@ -1,0 +1,115 @@
+"""The event writer's group commit: what it stores, what it counts, and whose turn it is."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import orjson
+from sqlalchemy import text
+
+from omnicanal.collect.segment import Row, dedup_key
+from omnicanal.collect.writer import EventWriter, Job
+from omnicanal.collect.writer.turn import WriterTurns
+from omnicanal.store.engine import Database
+from tests.conftest import make_source
+
+T0 = 1_790_000_000_000
+
+
+def _row(source_id: int, message_id: str, *, at: int = T0, key: int | None = None) -> Row:
+    payload = orjson.dumps({"type": "track", "event": "Viewed", "messageId": message_id})
+    return Row(
+        at,
+        dedup_key(source_id, message_id) if key is None else key,
+        message_id,
+        "track",
+        "Viewed",
+        None,
+        "anon-1",
+        at,
+        at,
+        payload,
+    )
+
+
+def _commit(writer: EventWriter, jobs: list[Job]) -> list[int]:
+    async def submit_all() -> list[int]:
+        return list(await asyncio.gather(*(writer.submit(job) for job in jobs)))
+
+    return asyncio.run(submit_all())
+
+
+def _stored(db: Database) -> list[tuple[str, int]]:
+    with db.engine.connect() as conn:
+        rows = conn.execute(text("SELECT message_id, dedup_key FROM collect_event ORDER BY id"))
+        return [(m, k) for m, k in rows]
+
+
+def test_a_group_mixing_new_and_known_messages_stores_and_counts_each_once(db) -> None:
+    source = make_source(db).id
+    writer = EventWriter(db)
+    writer.start()
+    try:
+        assert _commit(writer, [Job(source, [_row(source, "a"), _row(source, "b")], [])]) == [2]
+        # One group: a retry of "a", two new messages, and "c" twice in two requests.
+        jobs = [
+            Job(source, [_row(source, "a"), _row(source, "c")], []),
+            Job(source, [_row(source, "d"), _row(source, "c")], []),
+        ]
+        counts = _commit(writer, jobs)
+    finally:
+        writer.stop()
+    assert sorted(m for m, _ in _stored(db)) == ["a", "b", "c", "d"]
+    assert sum(counts) == 2  # "c" and "d": the retry and the repeat add nothing
+    with db.engine.connect() as conn:
+        tracked = conn.execute(
+            text("SELECT count FROM collect_counter WHERE source_id = :s AND name = 'track'"),
+            {"s": source},
+        ).scalar_one()
+    assert tracked == 4
+
+
+def test_two_messages_sharing_a_digest_are_both_stored(db) -> None:
+    source = make_source(db).id
+    writer = EventWriter(db)
+    writer.start()
+    try:
+        shared = dedup_key(source, "first")
+        _commit(writer, [Job(source, [_row(source, "first")], [])])
+        # Another messageId whose 64-bit digest is the same, beside a new message.
+        clash = _row(source, "second", key=shared)
+        counts = _commit(writer, [Job(source, [clash, _row(source, "third")], [])])
+        again = _commit(writer, [Job(source, [_row(source, "second", key=shared)], [])])
+    finally:
+        writer.stop()
+    stored = dict(_stored(db))
+    assert sorted(stored) == ["first", "second", "third"]
+    assert stored["second"] == dedup_key(source, "second", salt=1)  # kept under a salted key
+    assert counts == [2]
+    assert again == [0]  # the colliding message's retry is known under its salted key
+
+
+def test_writer_turns_exclude_each_other(tmp_path: Path) -> None:
+    first, second = WriterTurns(str(tmp_path / "log.db")), WriterTurns(str(tmp_path / "log.db"))
+    order: list[str] = []
+    waiting = threading.Event()
+
+    def other() -> None:
+        waiting.set()
+        with second.held():
+            order.append("second")
+
+    try:
+        with first.held():
+            thread = threading.Thread(target=other)
+            thread.start()
+            waiting.wait()
+            thread.join(timeout=0.2)  # it cannot get in while the first holds the turn
+            order.append("first")
+        thread.join()
+    finally:
+        first.close()
+        second.close()
+    assert order == ["first", "second"]
