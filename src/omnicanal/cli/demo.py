@@ -10,8 +10,10 @@ loads nothing twice.
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from omnicanal.collect import service as collect_service
 from omnicanal.collect.schemas import SourceCreate
 from omnicanal.core.errors import InvalidError
 from omnicanal.core.settings import Settings
-from omnicanal.demo.load import load
+from omnicanal.demo.load import LoadReport, load
 from omnicanal.demo.retailer import SOURCES, generate
 from omnicanal.identity import linkage
 from omnicanal.profiles.processor import BatchResult, Processor
@@ -51,6 +53,30 @@ def _create_sources(db: Database, sources: list[tuple[str, str]]) -> dict[str, s
         }
 
 
+# The whole demo log is one backlog: five times the live batch takes a tenth less time
+# (fewer commits rewrite the same index pages), docs/benchmarks.md.
+DRAIN_BATCH = 10_000
+
+
+def _generate_and_send(
+    order: _Order, data_dir: Path, url: str, keys: dict[str, str], token: str
+) -> LoadReport:
+    """Generate the retailer and send it to the server, in a process of its own.
+
+    The server (this command's parent process) parses and stores what arrives while
+    this process draws the next messages: each has an interpreter and a core, where
+    one interpreter doing both kept the load to about one core.
+    """
+    dataset = generate(
+        customers=order.customers,
+        months=order.months,
+        seed=order.seed,
+        out=data_dir / "demo",
+        truth_dir=data_dir / "ground-truth",
+    )
+    return load(dataset, url, keys, token, console=console)
+
+
 def _process(db: Database, settings: Settings) -> Processor:
     """Work the whole log with a progress bar; return the processor to keep running."""
     with db.engine.connect() as conn:
@@ -67,9 +93,12 @@ def _process(db: Database, settings: Settings) -> Processor:
         def advance(result: BatchResult) -> None:
             progress.advance(task, result.events)
 
-        processor = Processor(db, identity=settings.identity, on_batch=advance)
+        processor = Processor(
+            db, identity=settings.identity, on_batch=advance, batch_size=DRAIN_BATCH
+        )
         processor.drain()
     processor.on_batch = None
+    processor.batch_size = settings.processor.batch_size  # live events: short batches
     return processor
 
 
@@ -131,15 +160,11 @@ def _load(db: Database, settings: Settings, order: _Order, url: str, token: str)
     if keys is None:
         console.print("Données de démonstration déjà chargées.")
     else:
-        with console.status("Génération du commerçant de démonstration…"):
-            dataset = generate(
-                customers=order.customers,
-                months=order.months,
-                seed=order.seed,
-                out=settings.data_dir / "demo",
-                truth_dir=settings.data_dir / "ground-truth",
-            )
-        report = load(dataset, url, keys, token, console=console)
+        console.print("Génération et envoi du commerçant de démonstration…")
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+            sent = pool.submit(_generate_and_send, order, settings.data_dir, url, keys, token)
+            report = sent.result()
         console.print(
             f"{report.messages:,} messages et {len(report.imports)} fichiers chargés "
             f"en {report.seconds:.0f} s.".replace(",", " ")
