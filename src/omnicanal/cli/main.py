@@ -64,7 +64,14 @@ def serve(
     if workers == 1:
         uvicorn.run(create_app(settings), **options)
         return
-    open_database(settings).dispose()  # migrate once, before the workers start
+    database = open_database(settings)  # migrate once, before the workers start
+    if database.dialect == "sqlite":
+        console.print(
+            "[yellow]SQLite has one write lock: several server processes take turns at it "
+            "and collect less than one (docs/concepts/collection.md). Use --workers with "
+            "PostgreSQL.[/yellow]"
+        )
+    database.dispose()
     os.environ["OMNICANAL_MIGRATE_ON_START"] = "false"
     uvicorn.run("omnicanal.api.app:create_app", factory=True, workers=workers, **options)
 
