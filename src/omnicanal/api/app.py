@@ -59,7 +59,7 @@ def tune_threads() -> None:
     the event loop to hand it back, which Python does only when the switch interval
     elapses: at 5 ms, a group commit of four statements spent most of its time waiting,
     and requests waited with it. At 1 ms collection takes 10-15 % more events per second
-    (docs/benchmarks.md, "Collection alone").
+    (docs/benchmarks.md, "Collection — 2026-11-24 12:26 UTC").
     """
     sys.setswitchinterval(0.001)
 
