@@ -18,8 +18,16 @@ from tests.conftest import make_source
 T0 = 1_790_000_000_000
 
 
-def _row(source_id: int, message_id: str, *, at: int = T0, key: int | None = None) -> Row:
-    payload = orjson.dumps({"type": "track", "event": "Viewed", "messageId": message_id})
+def _row(
+    source_id: int,
+    message_id: str,
+    *,
+    at: int = T0,
+    key: int | None = None,
+    payload: bytes | None = None,
+) -> Row:
+    if payload is None:
+        payload = orjson.dumps({"type": "track", "event": "Viewed", "messageId": message_id})
     return Row(
         at,
         dedup_key(source_id, message_id) if key is None else key,
@@ -89,6 +97,35 @@ def test_two_messages_sharing_a_digest_are_both_stored(db) -> None:
     assert stored["second"] == dedup_key(source, "second", salt=1)  # kept under a salted key
     assert counts == [2]
     assert again == [0]  # the colliding message's retry is known under its salted key
+
+
+TRICKY = {
+    "type": "track",
+    "event": 'Viewed "quoted" \\ back',
+    "properties": {
+        "text": "café ☃ 😀 \u0001\u001f tab\t newline\n",
+        "$path": "$.a[0]",
+        "numbers": [0, -1, 1.5, 1e300, -2.5e-300, 9007199254740991],
+        "nested": {"a": [{"b": [[], {}]}], "empty": ""},
+        "flags": [True, False, None],
+    },
+    "messageId": "tricky",
+}
+
+
+def test_payloads_are_stored_byte_for_byte(db) -> None:
+    source = make_source(db).id
+    payloads = [orjson.dumps(TRICKY), orjson.dumps({**TRICKY, "messageId": "x" * 5000})]
+    writer = EventWriter(db)
+    writer.start()
+    try:
+        rows = [_row(source, f"p{i}", payload=p) for i, p in enumerate(payloads)]
+        _commit(writer, [Job(source, rows, [])])
+    finally:
+        writer.stop()
+    with db.engine.connect() as conn:
+        stored = conn.execute(text("SELECT payload FROM collect_event ORDER BY id")).scalars()
+        assert [p.encode() for p in stored] == payloads
 
 
 def test_writer_turns_exclude_each_other(tmp_path: Path) -> None:

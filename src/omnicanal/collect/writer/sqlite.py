@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from omnicanal.collect.segment import Row
@@ -14,6 +16,28 @@ _JSON_INSERT = (
     + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(11))
     + " FROM json_each(?)"
 )
+
+
+def _json_row(source_id: int, r: Row) -> tuple[Any, ...]:
+    """A row for the JSON array; the payload goes in as the JSON object it already is.
+
+    Sent as a string it would be decoded, escaped by orjson and unescaped by SQLite;
+    as an `orjson.Fragment` orjson copies its bytes and SQLite's `json_extract` returns
+    the object's text as written (tests/collect/test_writer.py checks it byte for byte).
+    """
+    return (
+        source_id,
+        r.dedup_time,
+        r.dedup_key,
+        r.message_id,
+        r.type,
+        r.event,
+        r.user_id,
+        r.anonymous_id,
+        r.timestamp_ms,
+        r.received_ms,
+        orjson.Fragment(r.payload),
+    )
 
 
 class SqliteBatch(Batch):
@@ -44,7 +68,7 @@ class SqliteBatch(Batch):
         """
         if not pairs:
             return 0
-        rows = orjson.dumps([values(source_id, row) for source_id, row in pairs])
+        rows = orjson.dumps([_json_row(source_id, row) for source_id, row in pairs])
         self.cur.execute(_JSON_INSERT, (rows,))
         return int(self.cur.rowcount)
 
