@@ -16,6 +16,10 @@ CATCH_UP_PAGES = 65_536
 # Cut back to 64 MiB (the engine's journal_size_limit), the first commit into a file just
 # shrunk by 200 MiB took 80-100 ms more, every three seconds at full rate (measured).
 WAL_KEPT_BYTES = (CATCH_UP_PAGES + 16_384) * 4096
+# Before asking the writer, the checkpoint thread copies back until at most this many
+# pages (4 MiB) are left, in at most this many rounds.
+CLOSE_ENOUGH_PAGES = 1_024
+CLOSE_IN_ROUNDS = 8
 
 
 class Checkpointer:
@@ -62,11 +66,24 @@ class Checkpointer:
         conn = self._db.engine.raw_connection()
         try:
             while not self._stopping.wait(self._interval):
-                if self._checkpoint(conn, "PASSIVE") > self._catch_up_pages:
+                size, _ = self._checkpoint(conn, "PASSIVE")
+                if size > self._catch_up_pages:
+                    self._close_in(conn)
                     self.behind.set()
             self._checkpoint(conn, "TRUNCATE")
         finally:
             conn.close()
+
+    def _close_in(self, conn: Any) -> None:
+        """Copy back what the writer appended meanwhile, until little is left for it.
+
+        The writer's own catch-up stalls every request for as long as it copies; left
+        with a quarter second's worth it took 60-80 ms at full rate.
+        """
+        for _ in range(CLOSE_IN_ROUNDS):
+            size, copied = self._checkpoint(conn, "PASSIVE")
+            if size - copied <= CLOSE_ENOUGH_PAGES or self._stopping.is_set():
+                return
 
     def catch_up(self, writer_connection: Any) -> None:
         """Between two commits, on the writer's connection: checkpoint if asked to."""
@@ -75,11 +92,13 @@ class Checkpointer:
             self._checkpoint(writer_connection, "PASSIVE")
 
     @staticmethod
-    def _checkpoint(conn: Any, mode: str) -> int:
-        """Checkpoint; return how many pages the WAL holds (0 when skipped)."""
+    def _checkpoint(conn: Any, mode: str) -> tuple[int, int]:
+        """Checkpoint; return the pages the WAL holds and those copied back (0s if skipped)."""
         try:
             row = conn.cursor().execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         except Exception:  # busy or locked: the next round will do it
             log.debug("WAL checkpoint (%s) skipped", mode, exc_info=True)
-            return 0
-        return int(row[1]) if row and row[1] is not None and row[1] > 0 else 0
+            return 0, 0
+        if not row or row[1] is None or row[1] <= 0:
+            return 0, 0
+        return int(row[1]), int(row[2] or 0)
