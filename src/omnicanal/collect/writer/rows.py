@@ -17,8 +17,8 @@ REJECT_COLUMNS = (
 )
 
 
-def values(source_id: int, r: Row) -> tuple[Any, ...]:
-    """Return a row's values in `EVENT_COLUMNS` order."""
+def values(source_id: int, r: Row, payload: Any = None) -> tuple[Any, ...]:
+    """Return a row's values in `EVENT_COLUMNS` order; the payload as text unless given."""
     return (
         source_id,
         r.dedup_time,
@@ -30,7 +30,7 @@ def values(source_id: int, r: Row) -> tuple[Any, ...]:
         r.anonymous_id,
         r.timestamp_ms,
         r.received_ms,
-        r.payload.decode(),
+        r.payload.decode() if payload is None else payload,
     )
 
 

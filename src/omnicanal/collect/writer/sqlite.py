@@ -25,19 +25,7 @@ def _json_row(source_id: int, r: Row) -> tuple[Any, ...]:
     as an `orjson.Fragment` orjson copies its bytes and SQLite's `json_extract` returns
     the object's text as written (tests/collect/test_writer.py checks it byte for byte).
     """
-    return (
-        source_id,
-        r.dedup_time,
-        r.dedup_key,
-        r.message_id,
-        r.type,
-        r.event,
-        r.user_id,
-        r.anonymous_id,
-        r.timestamp_ms,
-        r.received_ms,
-        orjson.Fragment(r.payload),
-    )
+    return values(source_id, r, orjson.Fragment(r.payload))
 
 
 class SqliteBatch(Batch):
