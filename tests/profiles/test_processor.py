@@ -447,6 +447,92 @@ def test_orders_refunds_and_click_and_collect(client: TestClient, db: Database) 
     assert [m["rule"] for m in buyer["merges"]] == ["order_reference"]
 
 
+def test_a_return_at_the_till_finds_the_order_of_the_person_joined_in_the_same_batch(
+    client: TestClient, db: Database
+) -> None:
+    web = make_source(db, "eshop", "web")
+    till = make_source(db, "till", "store:lyon")
+    card = {"type": "track", "event": "Store Visit", "context": {"traits": {"card": "C-5"}}}
+    send(client, till, [{**card, "anonymousId": "till:r0", "timestamp": at(0)}])
+    send(
+        client,
+        web,
+        [
+            {"type": "identify", "userId": "u5", "traits": {"email": "lea.martin@free.fr"}},
+            {
+                "type": "track",
+                "userId": "u5",
+                "event": "Order Completed",
+                "timestamp": at(1),
+                "properties": {
+                    "order_id": "W-5",
+                    "total": 80,
+                    "products": [{"sku": "S1", "price": 50}, {"sku": "S2", "price": 30}],
+                },
+            },
+        ],
+    )
+    process(db)
+    assert person(db, "C-5")["id"] != person(db, "u5")["id"]
+    joined = {
+        "type": "track",
+        "anonymousId": "till:r6",
+        "event": "Store Visit",
+        "timestamp": at(50),
+        "context": {"traits": {"card": "C-5", "email": " Lea.Martin@free.fr"}},
+    }
+    refund = {  # a return on the card alone, with the till's own receipt number
+        "type": "track",
+        "anonymousId": "till:r7",
+        "event": "Order Refunded",
+        "timestamp": at(60),
+        "properties": {"order_id": "R-5", "products": [{"sku": "S1", "price": 50}]},
+        "context": {"traits": {"card": "C-5"}},
+    }
+    send(client, till, [joined, refund])
+    assert process(db) == 2  # one batch: the join and the return are processed together
+    assert person(db, "C-5")["id"] == person(db, "u5")["id"]
+    with db.engine.connect() as conn:
+        order = conn.execute(text("SELECT status, refunded_eur_cents FROM orders")).one()
+        linked = conn.execute(text("SELECT order_id IS NOT NULL FROM order_refund")).scalar()
+        returned = conn.execute(
+            text("SELECT sku, returned_quantity FROM order_line ORDER BY sku")
+        ).all()
+    assert linked
+    assert tuple(order) == ("partially_refunded", 5000)
+    assert [tuple(r) for r in returned] == [("S1", 1), ("S2", 0)]
+
+
+def test_a_refund_finds_no_order_placed_after_it_in_the_log(
+    client: TestClient, db: Database, source: SourceKey
+) -> None:
+    refund = {
+        "type": "track",
+        "userId": "u8",
+        "event": "Order Refunded",
+        "timestamp": at(0),
+        "properties": {"order_id": "W-8", "total": 10},
+    }
+    order = {
+        "type": "track",
+        "userId": "u8",
+        "event": "Order Completed",
+        "timestamp": at(1),
+        "properties": {"order_id": "W-8", "total": 30},
+    }
+    send(client, source, [refund, order])  # one batch, the refund first
+    process(db)
+    send(client, source, [{**refund, "messageId": "the refund again, later"}])
+    process(db)
+    with db.engine.connect() as conn:
+        refunds = conn.execute(
+            text("SELECT order_id IS NOT NULL FROM order_refund ORDER BY event_id")
+        ).scalars()
+        status = conn.execute(text("SELECT status, refunded_eur_cents FROM orders")).one()
+        assert list(refunds) == [False, True]
+    assert tuple(status) == ("partially_refunded", 1000)
+
+
 def test_an_order_sent_again_in_a_later_batch_is_stored_once(
     client: TestClient, db: Database
 ) -> None:

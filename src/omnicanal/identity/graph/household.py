@@ -10,6 +10,15 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, text
 
+_HOUSEHOLD = text("SELECT id FROM household WHERE key = :key")
+_NEW_HOUSEHOLD = text("INSERT INTO household (key, created_ms) VALUES (:key, :now) RETURNING id")
+_SIZE = text("SELECT COUNT(*) FROM household_member WHERE household_id = :h")
+_MEMBER = text("SELECT 1 FROM household_member WHERE household_id = :h AND profile_id = :p")
+_ADD_MEMBER = text(
+    "INSERT INTO household_member (household_id, profile_id, evidence, since) "
+    "VALUES (:h, :p, :e, :since)"
+)
+
 
 def link_household(
     conn: Connection,
@@ -28,16 +37,10 @@ def link_household(
     household_id = _household_with_room(conn, key, now_ms, limit)
     if household_id is None:
         return
-    exists = conn.execute(
-        text("SELECT 1 FROM household_member WHERE household_id = :h AND profile_id = :p"),
-        {"h": household_id, "p": profile_id},
-    ).first()
+    exists = conn.execute(_MEMBER, {"h": household_id, "p": profile_id}).first()
     if exists is None:
         conn.execute(
-            text(
-                "INSERT INTO household_member (household_id, profile_id, evidence, since) "
-                "VALUES (:h, :p, :e, :since)"
-            ),
+            _ADD_MEMBER,
             {
                 "h": household_id,
                 "p": profile_id,
@@ -49,20 +52,12 @@ def link_household(
 
 def _household_with_room(conn: Connection, key: str, now_ms: int, limit: int | None) -> int | None:
     """Return the id of the household `key` names, created when new; None when it is full."""
-    row = conn.execute(text("SELECT id FROM household WHERE key = :key"), {"key": key}).first()
+    row = conn.execute(_HOUSEHOLD, {"key": key}).first()
     if row is None:
-        return int(
-            conn.execute(
-                text("INSERT INTO household (key, created_ms) VALUES (:key, :now) RETURNING id"),
-                {"key": key, "now": now_ms},
-            ).scalar_one()
-        )
+        return int(conn.execute(_NEW_HOUSEHOLD, {"key": key, "now": now_ms}).scalar_one())
     household_id = int(row[0])
     if limit is not None:
-        size = conn.execute(
-            text("SELECT COUNT(*) FROM household_member WHERE household_id = :h"),
-            {"h": household_id},
-        ).scalar_one()
+        size = conn.execute(_SIZE, {"h": household_id}).scalar_one()
         if size >= limit:
             return None
     return household_id

@@ -15,10 +15,12 @@ from omnicanal.identity.normalise import address_key
 from omnicanal.profiles.processing.common import BatchResult, clock_ms, raw_id
 from omnicanal.profiles.processing.orders import (
     PendingOrders,
+    PendingRefund,
     join_order_reference,
     record_order,
     record_refund,
     write_orders,
+    write_refunds,
 )
 from omnicanal.profiles.processing.statements import record_consents, record_survey
 from omnicanal.profiles.processing.traits import (
@@ -95,6 +97,7 @@ class Batch:
         self.consents: list[dict[str, Any]] = []
         self.feedback: list[dict[str, Any]] = []
         self.orders = PendingOrders()
+        self.refunds: list[PendingRefund] = []
 
     def run(self) -> BatchResult:
         graph = self.p.graph
@@ -120,6 +123,7 @@ class Batch:
             lags.append(self.now_ms - row.received_ms)
         created = graph.flush()
         write_orders(self)
+        write_refunds(self)
         write(self)
         return BatchResult(len(self.rows), self.rows[-1].id, len(created), lags)
 

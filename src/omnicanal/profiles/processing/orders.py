@@ -48,8 +48,10 @@ _EVENT_ORDER_ID, _EVENT_REVENUE = 10, 11
 _REFUND_INSERT = insert_statement(
     "order_refund",
     "order_id profile_id event_id order_key refunded_ms channel amount_eur_cents lines",
-    " ON CONFLICT (event_id) DO NOTHING RETURNING id",
+    " ON CONFLICT (event_id) DO NOTHING",
 )
+# Values bound to one IN (...) of the refunds' look-ups.
+_PER_QUERY = 500
 
 
 def record_order(
@@ -135,13 +137,7 @@ def _picked_up(
     picked = join_order_reference(batch, row, reference, pid)
     if picked is None:
         return None
-    batch.conn.execute(
-        text(
-            "UPDATE orders SET fulfilment = 'click_and_collect', store = :store, "
-            "updated_ms = :now WHERE id = :id"
-        ),
-        {"store": store_name, "id": picked[0], "now": batch.now_ms},
-    )
+    batch.conn.execute(_PICKED_UP, {"store": store_name, "id": picked[0], "now": batch.now_ms})
     return int(picked[0])
 
 
@@ -174,6 +170,7 @@ class PendingOrders:
     lines: list[list[dict[str, Any]]] = field(default_factory=list)
     events: list[int] = field(default_factory=list)  # index of each order's event
     keys: set[tuple[int, str]] = field(default_factory=set)
+    order_keys: set[str] = field(default_factory=set)
 
     def add(self, values: dict[str, Any], lines: list[dict[str, Any]], event: int) -> bool:
         """Queue an order; False when the batch already placed it (same source and key)."""
@@ -181,6 +178,7 @@ class PendingOrders:
         if key in self.keys:
             return False
         self.keys.add(key)
+        self.order_keys.add(values["order_key"])
         self.orders.append(values)
         self.lines.append(lines)
         self.events.append(event)
@@ -189,6 +187,9 @@ class PendingOrders:
 
 def write_orders(batch: Batch) -> None:
     """Write the orders the batch placed, then their lines; give their events their ids.
+
+    Called before anything reads an order the batch may have placed (`join_order_reference`,
+    `write_refunds`).
 
     An order already in the store (sent again under another messageId) is not written
     again: its event keeps no order and no revenue, as its first event has them.
@@ -227,17 +228,25 @@ def write_orders(batch: Batch) -> None:
     batch.orders = PendingOrders()
 
 
+_ORDER_BY_REFERENCE = text(
+    "SELECT id, profile_id FROM orders WHERE order_key = :k ORDER BY id LIMIT 1"
+)
+_PICKED_UP = text(
+    "UPDATE orders SET fulfilment = 'click_and_collect', store = :store, "
+    "updated_ms = :now WHERE id = :id"
+)
+
+
 def join_order_reference(batch: Batch, row: Any, reference: Any, pid: int) -> Any:
     """Join the person to the customer of the order `reference` names; return the order.
 
     The order is looked up by its key as the e-shop sent it; the merge goes through the
     identity graph's guard rails and records the reference as its evidence.
     """
-    write_orders(batch)
-    order = batch.conn.execute(
-        text("SELECT id, profile_id FROM orders WHERE order_key = :k ORDER BY id LIMIT 1"),
-        {"k": str(reference)},
-    ).first()
+    key = str(reference)
+    if key in batch.orders.order_keys:  # placed earlier in this batch: write it first
+        write_orders(batch)
+    order = batch.conn.execute(_ORDER_BY_REFERENCE, {"k": key}).first()
     if order is not None:
         batch.p.graph.merge_profiles(
             pid,
@@ -248,101 +257,180 @@ def join_order_reference(batch: Batch, row: Any, reference: Any, pid: int) -> An
     return order
 
 
+@dataclass(slots=True)
+class PendingRefund:
+    """A refund the batch read, applied once the batch's orders are written."""
+
+    event_id: int
+    profile_id: int
+    key: str | None
+    store: str | None  # the till's store: its receipts' keys name it
+    refunded_ms: int
+    channel: str
+    returned: list[dict[str, Any]]
+    amount: int | None  # None: the whole order's total (no amount and no lines given)
+
+
 def record_refund(batch: Batch, row: Any, props: dict[str, Any], pid: int, channel: str) -> None:
-    """Record a refund and apply it to the order and lines it returns."""
+    """Read a refund; `write_refunds` applies it to the order and lines it returns."""
     key = props.get("order_id") or props.get("orderId")
     products = [p for p in (props.get("products") or []) if isinstance(p, dict)]
     returned = [
         {"sku": text_value(p.get("sku")), "quantity": abs(to_quantity(p.get("quantity")))}
         for p in products
     ]
-    order = _refunded_order(batch, key, channel)
-    if order is None and returned:
-        order = order_holding(
-            batch, pid, [str(r["sku"]) for r in returned if r["sku"]], row.timestamp_ms
+    batch.refunds.append(
+        PendingRefund(
+            event_id=row.id,
+            profile_id=pid,
+            key=str(key) if key not in (None, "") else None,
+            store=channel.split(":", 1)[1] if channel.startswith("store:") else None,
+            refunded_ms=row.timestamp_ms,
+            channel=channel,
+            returned=returned,
+            amount=_refund_amount(props, products),
         )
-    amount = _refund_amount(props, products, order)
-    inserted = batch.conn.execute(
-        _REFUND_INSERT,
-        {
-            "order_id": order[0] if order is not None else None,
-            "profile_id": pid,
-            "event_id": row.id,
-            "order_key": str(key)[:255] if key not in (None, "") else None,
-            "refunded_ms": row.timestamp_ms,
-            "channel": channel,
-            "amount_eur_cents": amount,
-            "lines": orjson.dumps(returned).decode(),
-        },
-    ).first()
-    if inserted is not None and order is not None:
-        _apply_refund(batch, int(order[0]), amount, returned)
+    )
 
 
-def _refunded_order(batch: Batch, key: Any, channel: str) -> Any:
-    """The order a refund names by its key (a till's key is prefixed by its store), or None."""
-    if key in (None, ""):
+_REFUNDS_DONE = text("SELECT event_id FROM order_refund WHERE event_id IN :ids").bindparams(
+    bindparam("ids", expanding=True)
+)
+_ORDERS_BY_KEY = text(
+    "SELECT id, order_key, total_eur_cents, event_id FROM orders WHERE order_key IN :keys"
+).bindparams(bindparam("keys", expanding=True))
+_REFUND_ORDER = text(
+    "UPDATE orders SET refunded_eur_cents = refunded_eur_cents + :amount, status = "
+    "CASE WHEN refunded_eur_cents + :amount >= total_eur_cents THEN 'refunded' "
+    "ELSE 'partially_refunded' END, updated_ms = :now WHERE id = :id"
+)
+_RETURN_LINE = text(
+    "UPDATE order_line SET returned_quantity = CASE WHEN "
+    "returned_quantity + :q > quantity THEN quantity "
+    "ELSE returned_quantity + :q END "
+    "WHERE order_id = :o AND sku = :sku"
+)
+
+
+def write_refunds(batch: Batch) -> None:
+    """Record the batch's refunds and apply each to its order and the lines it returns.
+
+    Runs after `write_orders`, with a few statements for the whole batch: a refund finds
+    the first order of its key (a till's key also prefixed by its store) processed before
+    it, as if it had been applied in its place in the log. A refund already recorded
+    (its event processed again) is not applied twice.
+    """
+    refunds, batch.refunds = batch.refunds, []
+    if not refunds:
+        return
+    conn = batch.conn
+    done: set[int] = set()
+    ids = [r.event_id for r in refunds]
+    for start in range(0, len(ids), _PER_QUERY):
+        chunk = ids[start : start + _PER_QUERY]
+        done.update(int(e) for (e,) in conn.execute(_REFUNDS_DONE, {"ids": chunk}))
+    by_key = _orders_by_key(batch, refunds)
+    rows: list[dict[str, Any]] = []
+    orders: list[dict[str, Any]] = []
+    lines: list[dict[str, Any]] = []
+    for refund in refunds:
+        if refund.event_id in done:
+            continue
+        order = _refunded_order(refund, by_key)
+        if order is None and refund.returned:
+            skus = [str(r["sku"]) for r in refund.returned if r["sku"]]
+            order = order_holding(
+                batch, refund.profile_id, skus, refund.refunded_ms, refund.event_id
+            )
+        amount = refund.amount
+        if amount is None:
+            amount = int(order[1]) if order is not None else 0  # the whole order
+        rows.append(
+            {
+                "order_id": order[0] if order is not None else None,
+                "profile_id": refund.profile_id,
+                "event_id": refund.event_id,
+                "order_key": refund.key[:255] if refund.key is not None else None,
+                "refunded_ms": refund.refunded_ms,
+                "channel": refund.channel,
+                "amount_eur_cents": amount,
+                "lines": orjson.dumps(refund.returned).decode(),
+            }
+        )
+        if order is not None:
+            order_id = int(order[0])
+            orders.append({"amount": amount, "id": order_id, "now": batch.now_ms})
+            lines.extend(
+                {"q": line["quantity"], "o": order_id, "sku": line["sku"]}
+                for line in refund.returned
+                if line["sku"]
+            )
+    if rows:
+        conn.execute(_REFUND_INSERT, rows)
+    if orders:
+        conn.execute(_REFUND_ORDER, orders)
+    if lines:
+        conn.execute(_RETURN_LINE, lines)
+
+
+def _orders_by_key(batch: Batch, refunds: list[PendingRefund]) -> dict[str, list[Any]]:
+    """The stored orders every refund's key may name, by key."""
+    keys = sorted(
+        {r.key for r in refunds if r.key is not None}
+        | {f"{r.store}:{r.key}" for r in refunds if r.key is not None and r.store}
+    )
+    found: dict[str, list[Any]] = {}
+    for start in range(0, len(keys), _PER_QUERY):
+        for row in batch.conn.execute(_ORDERS_BY_KEY, {"keys": keys[start : start + _PER_QUERY]}):
+            found.setdefault(str(row.order_key), []).append(row)
+    return found
+
+
+def _refunded_order(refund: PendingRefund, by_key: dict[str, list[Any]]) -> Any:
+    """The first order of the refund's key processed before it, or None."""
+    if refund.key is None:
         return None
-    store = channel.split(":", 1)[1] if channel.startswith("store:") else None
-    write_orders(batch)
-    return batch.conn.execute(
-        text(
-            "SELECT id, total_eur_cents FROM orders WHERE order_key IN (:k, :in_store) "
-            "ORDER BY id LIMIT 1"
-        ),
-        {"k": str(key), "in_store": f"{store}:{key}" if store else str(key)},
-    ).first()
+    candidates = [*by_key.get(refund.key, [])]
+    if refund.store:
+        candidates += by_key.get(f"{refund.store}:{refund.key}", [])
+    before = [o for o in candidates if o.event_id is None or int(o.event_id) < refund.event_id]
+    if not before:
+        return None
+    first = min(before, key=lambda o: int(o.id))
+    return int(first.id), int(first.total_eur_cents)
 
 
-def _refund_amount(props: dict[str, Any], products: list[dict[str, Any]], order: Any) -> int:
-    """The amount refunded, in cents: `total`, `revenue`, the lines, or the whole order."""
+def _refund_amount(props: dict[str, Any], products: list[dict[str, Any]]) -> int | None:
+    """The amount refunded, in cents: `total`, `revenue`, or the lines; None: the whole order."""
     amount = to_cents(props.get("total"))
     if amount is None:
         amount = to_cents(props.get("revenue"))
     if amount is None:
+        if not products:
+            return None
         amount = sum(
             (to_cents(p.get("price")) or 0) * abs(to_quantity(p.get("quantity"))) for p in products
         )
-        if not products and order is not None:
-            amount = int(order[1])  # a refund of the whole order
     return abs(amount)
 
 
-def _apply_refund(batch: Batch, order_id: int, amount: int, returned: list[dict[str, Any]]) -> None:
-    """Add the refund to its order (refunded in full or in part) and to the lines returned."""
-    batch.conn.execute(
-        text(
-            "UPDATE orders SET refunded_eur_cents = refunded_eur_cents + :amount, status = "
-            "CASE WHEN refunded_eur_cents + :amount >= total_eur_cents THEN 'refunded' "
-            "ELSE 'partially_refunded' END, updated_ms = :now WHERE id = :id"
-        ),
-        {"amount": amount, "id": order_id, "now": batch.now_ms},
-    )
-    for line in returned:
-        if line["sku"]:
-            batch.conn.execute(
-                text(
-                    "UPDATE order_line SET returned_quantity = CASE WHEN "
-                    "returned_quantity + :q > quantity THEN quantity "
-                    "ELSE returned_quantity + :q END "
-                    "WHERE order_id = :o AND sku = :sku"
-                ),
-                {"q": line["quantity"], "o": order_id, "sku": line["sku"]},
-            )
+_HOLDING = text(
+    "SELECT o.id, o.total_eur_cents FROM orders o "
+    "JOIN order_line l ON l.order_id = o.id "
+    "WHERE o.profile_id IN :ids AND l.sku IN :skus AND o.placed_ms <= :before "
+    "AND (o.event_id IS NULL OR o.event_id < :event) "
+    "ORDER BY o.placed_ms DESC LIMIT 1"
+).bindparams(bindparam("ids", expanding=True), bindparam("skus", expanding=True))
 
 
-def order_holding(batch: Batch, pid: int, skus: list[str], before_ms: int) -> Any:
-    """The person's latest order, placed before the return, holding a returned product."""
+def order_holding(batch: Batch, pid: int, skus: list[str], before_ms: int, event_id: int) -> Any:
+    """The person's latest order holding a returned product, placed before the return
+    (in time, and in the log before the return's event `event_id`)."""
     if not skus:
         return None
-    cluster = set(identity_members(batch.conn, batch.p.graph.root(pid))) | {pid}
     write_orders(batch)
+    cluster = set(identity_members(batch.conn, batch.p.graph.root(pid))) | {pid}
     return batch.conn.execute(
-        text(
-            "SELECT o.id, o.total_eur_cents FROM orders o "
-            "JOIN order_line l ON l.order_id = o.id "
-            "WHERE o.profile_id IN :ids AND l.sku IN :skus AND o.placed_ms <= :before "
-            "ORDER BY o.placed_ms DESC LIMIT 1"
-        ).bindparams(bindparam("ids", expanding=True), bindparam("skus", expanding=True)),
-        {"ids": sorted(cluster), "skus": skus, "before": before_ms},
+        _HOLDING,
+        {"ids": sorted(cluster), "skus": skus, "before": before_ms, "event": event_id},
     ).first()

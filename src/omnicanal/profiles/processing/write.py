@@ -49,8 +49,23 @@ def write(batch: Batch) -> None:
 
 
 _PROFILES = text(
+    "SELECT id, first_seen_ms, last_seen_ms, event_count FROM profile WHERE id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
+# Only the profiles the batch gives traits to have theirs read: most events carry none,
+# and a profile's traits are its longest column.
+_PROFILES_WITH_TRAITS = text(
     "SELECT id, first_seen_ms, last_seen_ms, event_count, traits FROM profile WHERE id IN :ids"
 ).bindparams(bindparam("ids", expanding=True))
+_UPDATE_TIMES = text(
+    "UPDATE profile SET first_seen_ms = :first, last_seen_ms = :last, "
+    "event_count = :count, updated_ms = :now WHERE id = :id"
+)
+_UPDATE_TRAITS = text(
+    "UPDATE profile SET first_seen_ms = :first, last_seen_ms = :last, "
+    "event_count = :count, updated_ms = :now, traits = :traits, "
+    + ", ".join(f"{c} = :{c}" for c in SEARCHABLE)
+    + " WHERE id = :id"
+)
 
 
 def write_profiles(batch: Batch) -> None:
@@ -58,9 +73,12 @@ def write_profiles(batch: Batch) -> None:
     conn = batch.conn
     ids = sorted(batch.touched)
     current: dict[int, Any] = {}
-    for start in range(0, len(ids), 500):
-        for r in conn.execute(_PROFILES, {"ids": ids[start : start + 500]}):
-            current[int(r.id)] = r
+    plain_ids = [pid for pid in ids if not batch.touched[pid].traits]
+    traits_ids = [pid for pid in ids if batch.touched[pid].traits]
+    for query, wanted in ((_PROFILES, plain_ids), (_PROFILES_WITH_TRAITS, traits_ids)):
+        for start in range(0, len(wanted), 500):
+            for r in conn.execute(query, {"ids": wanted[start : start + 500]}):
+                current[int(r.id)] = r
     updates = []
     for pid in ids:
         touch = batch.touched[pid]
@@ -70,23 +88,9 @@ def write_profiles(batch: Batch) -> None:
     plain = [u for u in updates if "traits" not in u]
     full = [u for u in updates if "traits" in u]
     if plain:
-        conn.execute(
-            text(
-                "UPDATE profile SET first_seen_ms = :first, last_seen_ms = :last, "
-                "event_count = :count, updated_ms = :now WHERE id = :id"
-            ),
-            plain,
-        )
+        conn.execute(_UPDATE_TIMES, plain)
     if full:
-        columns = ", ".join(f"{c} = :{c}" for c in SEARCHABLE)
-        conn.execute(
-            text(
-                "UPDATE profile SET first_seen_ms = :first, last_seen_ms = :last, "
-                f"event_count = :count, updated_ms = :now, traits = :traits, {columns} "
-                "WHERE id = :id"
-            ),
-            full,
-        )
+        conn.execute(_UPDATE_TRAITS, full)
 
 
 def _folded(batch: Batch, pid: int, touch: Any, row: Any) -> dict[str, Any]:
