@@ -16,7 +16,7 @@ import pytest
 from omnicanal.collect.importers.messages import slug
 from omnicanal.collect.segment import Envelope, Limits, Row, normalise
 from omnicanal.demo import files, shop_files, truth
-from omnicanal.demo.load import LoadError, load
+from omnicanal.demo.load import BATCH, LoadError, load
 from omnicanal.demo.retailer import Dataset, generate
 from omnicanal.demo.xlsx import SheetWriter, column_name
 from tests.conftest import make_source
@@ -392,7 +392,7 @@ def test_load_sends_everything_through_the_real_api(live_server, db, admin_token
     report = load(tiny, live_server.url, keys, admin_token, connections=2)
     assert report.messages == tiny.stats["messages"]
     assert report.batches == sum(
-        -(-n // 100) for n in Counter(s for s, _ in tiny.messages()).values()
+        -(-n // BATCH) for n in Counter(s for s, _ in tiny.messages()).values()
     )
     assert set(report.imports) == set(tiny.files)
     for kind, answer in report.imports.items():
