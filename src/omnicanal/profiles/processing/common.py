@@ -9,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
-from sqlalchemy import TextClause, text
+from sqlalchemy import TextClause, bindparam, text
 
 MEMO_SIZE = 200_000
 
@@ -29,6 +29,11 @@ def insert_statement(table: str, columns: str, suffix: str = "") -> TextClause:
     names = columns.split()
     values = ", ".join(f":{name}" for name in names)
     return text(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({values}){suffix}")
+
+
+def listing(sql: str, *lists: str) -> TextClause:
+    """A statement whose parameters `lists` each take a list, bound to an `IN :name`."""
+    return text(sql).bindparams(*(bindparam(name, expanding=True) for name in lists))
 
 
 class Memo:

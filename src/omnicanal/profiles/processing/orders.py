@@ -6,10 +6,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import bindparam, text
+from sqlalchemy import text
 
 from omnicanal.identity.service import members as identity_members
-from omnicanal.profiles.processing.common import insert_statement, text_value, to_cents, to_quantity
+from omnicanal.profiles.processing.common import (
+    insert_statement,
+    listing,
+    text_value,
+    to_cents,
+    to_quantity,
+)
 from omnicanal.store.bulk import insert_rows
 
 if TYPE_CHECKING:
@@ -293,12 +299,10 @@ def record_refund(batch: Batch, row: Any, props: dict[str, Any], pid: int, chann
     )
 
 
-_REFUNDS_DONE = text("SELECT event_id FROM order_refund WHERE event_id IN :ids").bindparams(
-    bindparam("ids", expanding=True)
+_REFUNDS_DONE = listing("SELECT event_id FROM order_refund WHERE event_id IN :ids", "ids")
+_ORDERS_BY_KEY = listing(
+    "SELECT id, order_key, total_eur_cents, event_id FROM orders WHERE order_key IN :keys", "keys"
 )
-_ORDERS_BY_KEY = text(
-    "SELECT id, order_key, total_eur_cents, event_id FROM orders WHERE order_key IN :keys"
-).bindparams(bindparam("keys", expanding=True))
 _REFUND_ORDER = text(
     "UPDATE orders SET refunded_eur_cents = refunded_eur_cents + :amount, status = "
     "CASE WHEN refunded_eur_cents + :amount >= total_eur_cents THEN 'refunded' "
@@ -414,13 +418,15 @@ def _refund_amount(props: dict[str, Any], products: list[dict[str, Any]]) -> int
     return abs(amount)
 
 
-_HOLDING = text(
+_HOLDING = listing(
     "SELECT o.id, o.total_eur_cents FROM orders o "
     "JOIN order_line l ON l.order_id = o.id "
     "WHERE o.profile_id IN :ids AND l.sku IN :skus AND o.placed_ms <= :before "
     "AND (o.event_id IS NULL OR o.event_id < :event) "
-    "ORDER BY o.placed_ms DESC LIMIT 1"
-).bindparams(bindparam("ids", expanding=True), bindparam("skus", expanding=True))
+    "ORDER BY o.placed_ms DESC LIMIT 1",
+    "ids",
+    "skus",
+)
 
 
 def order_holding(batch: Batch, pid: int, skus: list[str], before_ms: int, event_id: int) -> Any:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import bindparam, text
+from sqlalchemy import text
 
 from omnicanal.identity.graph import link_household
-from omnicanal.profiles.processing.common import MEMO_SIZE, insert_statement
+from omnicanal.profiles.processing.common import MEMO_SIZE, insert_statement, listing
 from omnicanal.profiles.processing.traits import SEARCHABLE, outranks, searchable
 from omnicanal.store.bulk import insert_rows
 
@@ -48,14 +48,15 @@ def write(batch: Batch) -> None:
     write_consents(batch)
 
 
-_PROFILES = text(
-    "SELECT id, first_seen_ms, last_seen_ms, event_count FROM profile WHERE id IN :ids"
-).bindparams(bindparam("ids", expanding=True))
+_PROFILES = listing(
+    "SELECT id, first_seen_ms, last_seen_ms, event_count FROM profile WHERE id IN :ids", "ids"
+)
 # Only the profiles the batch gives traits to have theirs read: most events carry none,
 # and a profile's traits are its longest column.
-_PROFILES_WITH_TRAITS = text(
-    "SELECT id, first_seen_ms, last_seen_ms, event_count, traits FROM profile WHERE id IN :ids"
-).bindparams(bindparam("ids", expanding=True))
+_PROFILES_WITH_TRAITS = listing(
+    "SELECT id, first_seen_ms, last_seen_ms, event_count, traits FROM profile WHERE id IN :ids",
+    "ids",
+)
 _UPDATE_TIMES = text(
     "UPDATE profile SET first_seen_ms = :first, last_seen_ms = :last, "
     "event_count = :count, updated_ms = :now WHERE id = :id"
@@ -129,6 +130,13 @@ def _link_address(batch: Batch, pid: int, address: str) -> None:
     )
 
 
+_CONSENTS = listing(
+    "SELECT profile_id, purpose, channel, granted, recorded_ms FROM consent "
+    "WHERE profile_id IN :ids ORDER BY recorded_ms, id",
+    "ids",
+)
+
+
 def write_consents(batch: Batch) -> None:
     """Keep a consent statement only when it changes what the person last said."""
     if not batch.consents:
@@ -136,12 +144,8 @@ def write_consents(batch: Batch) -> None:
     conn = batch.conn
     pids = sorted({c["profile_id"] for c in batch.consents})
     latest: dict[tuple[int, str, str], tuple[int, bool]] = {}
-    query = text(
-        "SELECT profile_id, purpose, channel, granted, recorded_ms FROM consent "
-        "WHERE profile_id IN :ids ORDER BY recorded_ms, id"
-    ).bindparams(bindparam("ids", expanding=True))
     for start in range(0, len(pids), 500):
-        for r in conn.execute(query, {"ids": pids[start : start + 500]}):
+        for r in conn.execute(_CONSENTS, {"ids": pids[start : start + 500]}):
             latest[(int(r.profile_id), r.purpose, r.channel)] = (
                 int(r.recorded_ms),
                 bool(r.granted),
