@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
-from sqlalchemy import TextClause, bindparam, text
+from sqlalchemy import Connection, Row, TextClause, bindparam, text
 
 MEMO_SIZE = 200_000
 
@@ -34,6 +34,18 @@ def insert_statement(table: str, columns: str, suffix: str = "") -> TextClause:
 def listing(sql: str, *lists: str) -> TextClause:
     """A statement whose parameters `lists` each take a list, bound to an `IN :name`."""
     return text(sql).bindparams(*(bindparam(name, expanding=True) for name in lists))
+
+
+# Values bound to one `IN :name` at a time: far below SQLite's and PostgreSQL's limits.
+PER_QUERY = 500
+
+
+def select_in(
+    conn: Connection, statement: TextClause, values: Sequence[Any], name: str = "ids"
+) -> Iterator[Row[Any]]:
+    """The rows of a `listing` statement for every value, PER_QUERY values at a time."""
+    for start in range(0, len(values), PER_QUERY):
+        yield from conn.execute(statement, {name: values[start : start + PER_QUERY]})
 
 
 class Memo:

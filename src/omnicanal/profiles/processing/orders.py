@@ -12,6 +12,7 @@ from omnicanal.identity.service import members as identity_members
 from omnicanal.profiles.processing.common import (
     insert_statement,
     listing,
+    select_in,
     text_value,
     to_cents,
     to_quantity,
@@ -56,8 +57,6 @@ _REFUND_INSERT = insert_statement(
     "order_id profile_id event_id order_key refunded_ms channel amount_eur_cents lines",
     " ON CONFLICT (event_id) DO NOTHING",
 )
-# Values bound to one IN (...) of the refunds' look-ups.
-_PER_QUERY = 500
 
 
 def record_order(
@@ -328,11 +327,8 @@ def write_refunds(batch: Batch) -> None:
     if not refunds:
         return
     conn = batch.conn
-    done: set[int] = set()
     ids = [r.event_id for r in refunds]
-    for start in range(0, len(ids), _PER_QUERY):
-        chunk = ids[start : start + _PER_QUERY]
-        done.update(int(e) for (e,) in conn.execute(_REFUNDS_DONE, {"ids": chunk}))
+    done = {int(e) for (e,) in select_in(conn, _REFUNDS_DONE, ids)}
     by_key = _orders_by_key(batch, refunds)
     rows: list[dict[str, Any]] = []
     orders: list[dict[str, Any]] = []
@@ -384,9 +380,8 @@ def _orders_by_key(batch: Batch, refunds: list[PendingRefund]) -> dict[str, list
         | {f"{r.store}:{r.key}" for r in refunds if r.key is not None and r.store}
     )
     found: dict[str, list[Any]] = {}
-    for start in range(0, len(keys), _PER_QUERY):
-        for row in batch.conn.execute(_ORDERS_BY_KEY, {"keys": keys[start : start + _PER_QUERY]}):
-            found.setdefault(str(row.order_key), []).append(row)
+    for row in select_in(batch.conn, _ORDERS_BY_KEY, keys, "keys"):
+        found.setdefault(str(row.order_key), []).append(row)
     return found
 
 

@@ -8,7 +8,12 @@ import orjson
 from sqlalchemy import text
 
 from omnicanal.identity.graph import link_household
-from omnicanal.profiles.processing.common import MEMO_SIZE, insert_statement, listing
+from omnicanal.profiles.processing.common import (
+    MEMO_SIZE,
+    insert_statement,
+    listing,
+    select_in,
+)
 from omnicanal.profiles.processing.traits import SEARCHABLE, outranks, searchable
 from omnicanal.store.bulk import insert_rows
 
@@ -77,9 +82,8 @@ def write_profiles(batch: Batch) -> None:
     plain_ids = [pid for pid in ids if not batch.touched[pid].traits]
     traits_ids = [pid for pid in ids if batch.touched[pid].traits]
     for query, wanted in ((_PROFILES, plain_ids), (_PROFILES_WITH_TRAITS, traits_ids)):
-        for start in range(0, len(wanted), 500):
-            for r in conn.execute(query, {"ids": wanted[start : start + 500]}):
-                current[int(r.id)] = r
+        for r in select_in(conn, query, wanted):
+            current[int(r.id)] = r
     updates = []
     for pid in ids:
         touch = batch.touched[pid]
@@ -144,12 +148,8 @@ def write_consents(batch: Batch) -> None:
     conn = batch.conn
     pids = sorted({c["profile_id"] for c in batch.consents})
     latest: dict[tuple[int, str, str], tuple[int, bool]] = {}
-    for start in range(0, len(pids), 500):
-        for r in conn.execute(_CONSENTS, {"ids": pids[start : start + 500]}):
-            latest[(int(r.profile_id), r.purpose, r.channel)] = (
-                int(r.recorded_ms),
-                bool(r.granted),
-            )
+    for r in select_in(conn, _CONSENTS, pids):
+        latest[(int(r.profile_id), r.purpose, r.channel)] = (int(r.recorded_ms), bool(r.granted))
     kept = []
     for statement in sorted(batch.consents, key=lambda c: (c["recorded_ms"], c["event_id"])):
         key = (statement["profile_id"], statement["purpose"], statement["channel"])
