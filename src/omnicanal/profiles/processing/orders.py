@@ -344,7 +344,7 @@ def write_refunds(batch: Batch) -> None:
             )
         amount = refund.amount
         if amount is None:
-            amount = int(order[1]) if order is not None else 0  # the whole order
+            amount = abs(int(order[1])) if order is not None else 0  # the whole order
         rows.append(
             {
                 "order_id": order[0] if order is not None else None,
