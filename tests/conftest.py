@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,11 +77,12 @@ def postgres_template(postgres_server: str) -> str:
     return "omnicanal_template"
 
 
-@pytest.fixture
-def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh, migrated database for one test."""
+@contextmanager
+def _fresh_database(backend: str, folder: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Create a migrated database (a SQLite file in `folder`, or a PostgreSQL copy of the
+    template); drop it afterwards."""
     if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'data' / 'omnicanal.db'}"
+        url = f"sqlite:///{folder / 'omnicanal.db'}"
         engine = make_engine(url)
         upgrade(engine)
         engine.dispose()
@@ -96,6 +98,22 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
     with admin.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     admin.dispose()
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, migrated database for one test."""
+    with _fresh_database(backend, tmp_path / "data", request) as url:
+        yield url
+
+
+@pytest.fixture
+def other_db(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Database]:
+    """A second fresh database of the same kind: two ways of doing one thing, compared."""
+    with _fresh_database(backend, tmp_path / "other", request) as url:
+        database = Database(make_engine(url))
+        yield database
+        database.dispose()
 
 
 @pytest.fixture

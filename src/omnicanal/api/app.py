@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import sys
 import threading
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ from omnicanal.collect import browser, imports_api
 from omnicanal.collect.cors import CollectCorsMiddleware
 from omnicanal.collect.ingest import Collector
 from omnicanal.collect.writer import EventWriter
+from omnicanal.core.runtime import tune_gc
 from omnicanal.core.settings import Settings, get_settings
 from omnicanal.profiles import api as profiles_api
 from omnicanal.profiles import catalogue_api
@@ -64,20 +64,6 @@ def tune_threads() -> None:
     sys.setswitchinterval(0.001)
 
 
-def tune_gc() -> None:
-    """Keep the cycle collector from stalling request handling.
-
-    Parsed events are acyclic and freed by reference counting, yet each batch allocates
-    thousands of containers, which with the default thresholds starts a collection every
-    few hundred and regularly a full one over every object of the process. Freezing what
-    start-up built and raising the thresholds doubles collection throughput (see
-    docs/benchmarks.md) while cycles are still collected.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
-
-
 def _start_workers(
     database: Database, settings: Settings, stop: threading.Event
 ) -> list[threading.Thread]:
@@ -85,7 +71,10 @@ def _start_workers(
     workers: list[threading.Thread] = []
     if settings.processor.enabled:
         processor = Processor(
-            database, identity=settings.identity, batch_size=settings.processor.batch_size
+            database,
+            identity=settings.identity,
+            batch_size=settings.processor.batch_size,
+            read_ahead=settings.processor.read_ahead,
         )
         workers.append(
             threading.Thread(

@@ -94,9 +94,16 @@ def _process(db: Database, settings: Settings) -> Processor:
             progress.advance(task, result.events)
 
         processor = Processor(
-            db, identity=settings.identity, on_batch=advance, batch_size=DRAIN_BATCH
+            db,
+            identity=settings.identity,
+            on_batch=advance,
+            batch_size=DRAIN_BATCH,
+            read_ahead=settings.processor.read_ahead,
         )
-        processor.drain()
+        try:
+            processor.drain()
+        finally:
+            processor.close()  # started again by the next backlog, if one comes
     processor.on_batch = None
     processor.batch_size = settings.processor.batch_size  # live events: short batches
     return processor

@@ -63,7 +63,13 @@ def process(
     def report(result: BatchResult) -> None:
         seen["events"] += result.events
 
-    processor = Processor(db, identity=settings.identity, batch_size=batch, on_batch=report)
+    processor = Processor(
+        db,
+        identity=settings.identity,
+        batch_size=batch,
+        on_batch=report,
+        read_ahead=settings.processor.read_ahead,
+    )
     try:
         if once:
             with console.status("Traitement du journal d'événements…"):
@@ -79,6 +85,7 @@ def process(
         elapsed = time.monotonic() - seen["started"]
         console.print(f"{seen['events']:,} events in {elapsed:.0f} s.")
     finally:
+        processor.close()
         db.dispose()
 
 

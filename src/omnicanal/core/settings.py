@@ -113,6 +113,9 @@ class ProcessorSettings(BaseModel):
 
     enabled: bool = True  # false when separate `omnicanal process` workers do it
     batch_size: int = 2_000
+    # While a backlog is worked off, a helper process reads and parses the next batch
+    # (profiles.processing.ahead); off, the processor reads the log alone.
+    read_ahead: bool = True
 
 
 class WarehouseSettings(BaseModel):

@@ -12,8 +12,9 @@ them carries on when another stops. (The event log's writers take turns between 
 allocation and commit, so reading by id never skips an event.)
 
 This module runs the loop: checkpoints, retries and quarantine. One batch's work lives in
-`omnicanal.profiles.processing`: `batch` (resolve and derive), `traits`, `orders`,
-`statements` (surveys, consents), `write` and `common`.
+`omnicanal.profiles.processing`: `parse` (read an event), `ahead` (read the next batch in
+a helper process while this one writes), `batch` (resolve and derive), `traits`,
+`orders`, `statements` (surveys, consents), `write` and `common`.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from omnicanal.core.channel_rules import configured_rules
 from omnicanal.core.settings import IdentitySettings
 from omnicanal.identity.graph import Graph, IdentityRules
 from omnicanal.identity.service import GRAPH_GENERATION
+from omnicanal.profiles.processing.ahead import ReadAhead, read_events
 from omnicanal.profiles.processing.batch import Batch
-from omnicanal.profiles.processing.common import BatchResult, Memo, clock_ms
+from omnicanal.profiles.processing.common import BatchResult, clock_ms
+from omnicanal.profiles.processing.parse import Event, Parser
 from omnicanal.profiles.processing.traits import EVENT, IDENTIFY, searchable
 from omnicanal.store.engine import Database
 
@@ -69,6 +72,7 @@ class Processor:
         batch_size: int = 2_000,
         name: str = MAIN,
         on_batch: Callable[[BatchResult], None] | None = None,
+        read_ahead: bool = False,
     ) -> None:
         self.database = database
         self.batch_size = batch_size
@@ -77,15 +81,24 @@ class Processor:
         self.on_batch = on_batch
         self._memo: tuple[int, int] | None = None
         self._channels: dict[int, str] = {}
-        self.identifiers = Memo()
+        self.parser = Parser(configured_rules())
         self.households: set[tuple[str, int]] = set()  # (address, profile) already linked
-        self.channels = Memo()
-        self.rules_configured = bool(configured_rules())
+        # A helper process reading the next batch ahead (`processing.ahead`), started
+        # when a whole batch was waiting: only a backlog is worth a second process.
+        self.read_ahead = read_ahead
+        self._ahead: ReadAhead | None = None
+        self.batches_read_ahead = 0
         self._postgres = database.dialect == "postgresql"
         self._careful = 0  # events left to take one at a time after a failed batch
         self._failures = 0  # consecutive failures of the event taken alone
         self._set_aside = 0  # events set aside since the last success
         self.quarantined = 0
+
+    def close(self) -> None:
+        """Stop the read-ahead helper, if one was started."""
+        if self._ahead is not None:
+            self._ahead.close()
+            self._ahead = None
 
     def forget(self) -> None:
         """Drop every cache that mirrors the store (after a failed batch)."""
@@ -97,18 +110,22 @@ class Processor:
 
     def run(self, stop: threading.Event, *, idle_seconds: float = 0.2) -> None:
         """Process until `stop` is set, sleeping briefly whenever the log is drained."""
-        while not stop.is_set():
-            try:
-                done = self.step()
-            except Exception:  # the next round retries; the checkpoint did not move
-                stop.wait(1.0)
-                continue
-            if done.events == 0:
-                stop.wait(idle_seconds)
-            elif not self._postgres:
-                # SQLite has one write lock and its waiters poll for it: a pause between
-                # batches lets collection's writer in while a backlog is worked off.
-                stop.wait(SQLITE_TURN_SECONDS)
+        try:
+            while not stop.is_set():
+                try:
+                    done = self.step()
+                except Exception:  # the next round retries; the checkpoint did not move
+                    stop.wait(1.0)
+                    continue
+                if done.events == 0:
+                    stop.wait(idle_seconds)
+                elif not self._postgres:
+                    # SQLite has one write lock and its waiters poll for it: a pause
+                    # between batches lets collection's writer in while a backlog is
+                    # worked off.
+                    stop.wait(SQLITE_TURN_SECONDS)
+        finally:
+            self.close()
 
     def drain(self) -> int:
         """Process everything in the log now; return the number of events processed.
@@ -223,22 +240,19 @@ class Processor:
 
     def process_batch(self, *, limit: int | None = None) -> BatchResult:
         """Process the next events of the log (at most `limit`) in one transaction."""
+        n = limit or self.batch_size
         with self.database.engine.connect() as conn, conn.begin():
             checkpoint, generation = self._checkpoint(conn)
             if self._memo != (checkpoint, generation):
                 self.graph.invalidate()
-            rows = conn.execute(
-                text(
-                    "SELECT id, source_id, timestamp_ms, received_ms, type, event, payload "
-                    "FROM collect_event WHERE id > :after ORDER BY id LIMIT :n"
-                ),
-                {"after": checkpoint, "n": limit or self.batch_size},
-            ).all()
-            if not rows:
+            events = self._read(conn, checkpoint, n, generation)
+            if not events:
                 self._memo = (checkpoint, generation)
                 return BatchResult(0, checkpoint, 0, [])
+            if self._ahead is not None and limit is None:
+                self._ahead.ask(events[-1].id, n, generation)
             try:
-                result = Batch(self, conn, list(rows)).run()
+                result = Batch(self, conn, events).run()
             except BaseException:  # rolled back: what the caches learnt is not in the store
                 self.forget()
                 raise
@@ -253,6 +267,24 @@ class Processor:
         if self.on_batch is not None:
             self.on_batch(result)
         return result
+
+    def _read(self, conn: Connection, checkpoint: int, n: int, generation: int) -> list[Event]:
+        """The next n events: as read ahead by the helper when it read these, else now."""
+        if self._ahead is not None:
+            events = self._ahead.take(checkpoint, n, generation)
+            if self._ahead.broken:
+                self.close()
+                self.read_ahead = False  # read alone from now on
+            if events:
+                self.batches_read_ahead += 1
+                return events
+        events = read_events(conn, self.parser, self._channels, checkpoint, n)
+        if self.read_ahead and self._ahead is None and len(events) == n == self.batch_size:
+            self._ahead = ReadAhead(
+                self.database.engine.url.render_as_string(hide_password=False),
+                self.parser.rules,
+            )
+        return events
 
     def _checkpoint(self, conn: Connection) -> tuple[int, int]:
         lock = " FOR UPDATE" if self._postgres else ""
@@ -274,12 +306,3 @@ class Processor:
             ).all()
         )
         return int(found[self.name]), int(found[GRAPH_GENERATION])
-
-    def source_channel(self, conn: Connection, source_id: int) -> str:
-        """Return a source's channel (cached; sources never change channel)."""
-        channel = self._channels.get(source_id)
-        if channel is None:
-            for sid, value in conn.execute(text("SELECT id, channel FROM collect_source")):
-                self._channels[int(sid)] = str(value)
-            channel = self._channels.get(source_id, "server")
-        return channel

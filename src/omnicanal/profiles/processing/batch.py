@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from sqlalchemy import Connection
 
-from omnicanal.core.channel_rules import derive_channel
-from omnicanal.identity.graph import Name
 from omnicanal.identity.normalise import address_key
-from omnicanal.profiles.processing.common import BatchResult, clock_ms, raw_id
+from omnicanal.profiles.processing.common import BatchResult, clock_ms
 from omnicanal.profiles.processing.orders import (
     PendingOrders,
     PendingRefund,
@@ -22,22 +18,13 @@ from omnicanal.profiles.processing.orders import (
     write_orders,
     write_refunds,
 )
+from omnicanal.profiles.processing.parse import ORDER_EVENTS, REFUND_EVENTS, Event
 from omnicanal.profiles.processing.statements import record_consents, record_survey
-from omnicanal.profiles.processing.traits import (
-    EVENT,
-    IDENTIFY,
-    identifier_key,
-    message_identity,
-    message_traits,
-    outranks,
-)
+from omnicanal.profiles.processing.traits import EVENT, IDENTIFY, outranks
 from omnicanal.profiles.processing.write import write
 
 if TYPE_CHECKING:
     from omnicanal.profiles.processor import Processor
-
-_ORDER_EVENTS = frozenset({"Order Completed", "Order Placed"})
-_REFUND_EVENTS = frozenset({"Order Refunded", "Order Cancelled"})
 
 
 def _store(channel: str, online: bool, properties: dict[str, Any]) -> str | None:
@@ -54,27 +41,6 @@ def _store(channel: str, online: bool, properties: dict[str, Any]) -> str | None
     return where[:80] if isinstance(where, str) and where.strip() else None
 
 
-def _channel_key(source_channel: str, msg: dict[str, Any]) -> tuple[Any, ...]:
-    """Everything the default channel rules read, as a hashable key."""
-    context = msg.get("context")
-    context = context if isinstance(context, dict) else {}
-    page = context.get("page")
-    page = page if isinstance(page, dict) else {}
-    properties = msg.get("properties")
-    properties = properties if isinstance(properties, dict) else {}
-    return (
-        source_channel,
-        raw_id(context.get("channel")),
-        raw_id(context.get("campaign")),
-        raw_id(page.get("url")),
-        raw_id(page.get("referrer")),
-        raw_id(page.get("search")),
-        raw_id(properties.get("url")),
-        raw_id(properties.get("referrer")),
-        raw_id(properties.get("search")),
-    )
-
-
 @dataclass(slots=True)
 class _Touch:
     first: int
@@ -87,7 +53,7 @@ class _Touch:
 class Batch:
     """The work of one batch: resolve, derive, write."""
 
-    def __init__(self, processor: Processor, conn: Connection, rows: list[Any]) -> None:
+    def __init__(self, processor: Processor, conn: Connection, rows: list[Event]) -> None:
         self.p = processor
         self.conn = conn
         self.rows = rows
@@ -102,73 +68,60 @@ class Batch:
     def run(self) -> BatchResult:
         graph = self.p.graph
         graph.begin(self.conn, self.now_ms)
-        parsed: list[tuple[Any, dict[str, Any], list[tuple[str, str]], Name]] = []
-        memo = self.p.identifiers
-        for row in self.rows:
-            msg = orjson.loads(row.payload)
-            keys, name = memo.get(identifier_key(msg), partial(message_identity, msg))
-            parsed.append((row, msg, keys, name))
-        graph.prefetch(k for _row, _msg, keys, _name in parsed for k in keys)
+        events = self.rows
+        graph.prefetch(k for event in events for k in event.keys)
         lags = []
-        for row, msg, keys, name in parsed:
+        for event in events:
             pid = graph.resolve(
-                row.id,
-                keys,
-                row.timestamp_ms,
-                row.source_id,
-                alias=row.type == "alias",
-                name=name,
+                event.id,
+                event.keys,
+                event.timestamp_ms,
+                event.source_id,
+                alias=event.type == "alias",
+                name=event.name,
             )
-            self._derive(row, msg, pid)
-            lags.append(self.now_ms - row.received_ms)
+            self._derive(event, pid)
+            lags.append(self.now_ms - event.received_ms)
         created = graph.flush()
         write_orders(self)
         write_refunds(self)
         write(self)
-        return BatchResult(len(self.rows), self.rows[-1].id, len(created), lags)
+        return BatchResult(len(events), events[-1].id, len(created), lags)
 
     # -- deriving --------------------------------------------------------------------
 
-    def _derive(self, row: Any, msg: dict[str, Any], pid: int) -> None:
-        source_channel = self.p.source_channel(self.conn, row.source_id)
-        if self.p.rules_configured:
-            info = derive_channel(source_channel, msg)
-        else:
-            info = self.p.channels.get(
-                _channel_key(source_channel, msg), lambda: derive_channel(source_channel, msg)
-            )
+    def _derive(self, row: Event, pid: int) -> None:
+        info = row.info
         at = row.timestamp_ms
         touch = self.touched.get(pid)
         if touch is None:
             touch = self.touched[pid] = _Touch(at, at)
         touch.first, touch.last = min(touch.first, at), max(touch.last, at)
         touch.count += 1
-        traits = message_traits(msg)
-        if traits:
-            self._traits(touch, traits, row)
-        properties = msg.get("properties")
-        properties = properties if isinstance(properties, dict) else {}
+        if row.traits:
+            self._traits(touch, row.traits, row)
+        properties = row.properties
         order_id: int | None = None
         revenue: int | None = None
         name = row.event
-        if row.type == "track" and name in _ORDER_EVENTS:
+        if row.type == "track" and name in ORDER_EVENTS:
             order_id, revenue = record_order(
                 self, row, properties, pid, info.channel, info.campaign
             )
-        elif row.type == "track" and name in _REFUND_EVENTS:
+        elif row.type == "track" and name in REFUND_EVENTS:
             record_refund(self, row, properties, pid, info.channel)
         elif row.type == "track" and name == "Survey Answered":
             record_survey(self, row, properties, pid, info.channel)
         if (
             row.type == "track"
-            and name not in _ORDER_EVENTS  # a pick-up joins in record_order
+            and name not in ORDER_EVENTS  # a pick-up joins in record_order
             and not info.online
             and properties.get("order_ref")
         ):
             # A call about an order, a return at the till of an e-shop order: whoever
             # quotes the order's reference offline is its customer (or acts for them).
             join_order_reference(self, row, properties["order_ref"], pid)
-        record_consents(self, row, msg, pid)
+        record_consents(self, row, pid)
         self.events.append(
             (
                 row.id,
@@ -187,7 +140,7 @@ class Batch:
             )
         )
 
-    def _traits(self, touch: _Touch, traits: dict[str, Any], row: Any) -> None:
+    def _traits(self, touch: _Touch, traits: dict[str, Any], row: Event) -> None:
         given = IDENTIFY if row.type == "identify" else EVENT
         for name, value in traits.items():
             if value is None or name in {"password"}:

@@ -10,6 +10,7 @@ from omnicanal.profiles.processing.common import text_value
 
 if TYPE_CHECKING:
     from omnicanal.profiles.processing.batch import Batch
+    from omnicanal.profiles.processing.parse import Event
 
 _CONSENT_CATEGORIES = {
     "advertising": ("ads_personalisation", "all"),
@@ -44,11 +45,9 @@ def record_survey(batch: Batch, row: Any, props: dict[str, Any], pid: int, chann
     )
 
 
-def record_consents(batch: Batch, row: Any, msg: dict[str, Any], pid: int) -> None:
+def record_consents(batch: Batch, row: Event, pid: int) -> None:
     """Keep the consent statements an event makes (its consent context, an unsubscribe)."""
-    context = msg.get("context") if isinstance(msg.get("context"), dict) else {}
-    assert isinstance(context, dict)
-    consent = context.get("consent")
+    consent = row.consent
     statements: list[tuple[str, str, bool]] = []
     wording = None
     if isinstance(consent, dict):
@@ -71,9 +70,8 @@ def record_consents(batch: Batch, row: Any, msg: dict[str, Any], pid: int) -> No
                 if mapped and isinstance(value, bool):
                     statements.append((mapped[0], mapped[1], value))
     if row.type == "track" and row.event == "Unsubscribed":
-        props = msg.get("properties") if isinstance(msg.get("properties"), dict) else {}
-        assert isinstance(props, dict)
-        statements.append(("marketing", str(props.get("channel") or "email")[:32], False))
+        channel = row.properties.get("channel")
+        statements.append(("marketing", str(channel or "email")[:32], False))
     for purpose, channel, granted in statements:
         batch.consents.append(
             {
@@ -85,8 +83,6 @@ def record_consents(batch: Batch, row: Any, msg: dict[str, Any], pid: int) -> No
                 "event_id": row.id,
                 "recorded_ms": row.timestamp_ms,
                 "wording_version": wording,
-                "proof": orjson.dumps(
-                    {"messageId": msg.get("messageId"), "consent": consent}
-                ).decode(),
+                "proof": orjson.dumps({"messageId": row.message_id, "consent": consent}).decode(),
             }
         )

@@ -1,0 +1,157 @@
+"""Reading ahead: a second process reads and parses the next batch while this one writes.
+
+Working off a backlog, the processor is bound to one core, and a fifth of its time per
+event goes to reading the log: fetching the payload, decoding the JSON, normalising the
+identifiers, deriving the channel (`parse`). That work depends on nothing the processor
+writes, so a helper process does it for batch n + 1 while the processor resolves and
+writes batch n, and sends back the parsed events (about 90 bytes each), not the payloads.
+
+The helper only reads: the event log (append-only; readers by id never skip an event,
+see `omnicanal.profiles.processor`) and the sources' channels. The processor takes what
+it sent only for the batch it asked for: the same checkpoint, graph generation and size,
+and it checks them inside its own transaction. Anything else (another worker moved the
+checkpoint, a failed batch, a helper that died or does not answer) and the processor
+reads the batch itself, as without a helper, and gives up the helper if it is broken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import pickle
+from collections.abc import Sequence
+from multiprocessing.connection import Connection as Pipe
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from omnicanal.core.channel_rules import Rule
+from omnicanal.core.runtime import tune_gc
+from omnicanal.profiles.processing.parse import Event, Parser
+
+log = logging.getLogger(__name__)
+
+READ = text(
+    "SELECT id, source_id, timestamp_ms, received_ms, type, event, payload "
+    "FROM collect_event WHERE id > :after ORDER BY id LIMIT :n"
+)
+# A helper that takes longer than this to answer is given up (it reads at least ten
+# thousand events a second: a batch takes it well under a second).
+ANSWER_SECONDS = 60.0
+
+
+def read_events(
+    conn: Any,
+    parser: Parser,
+    channels: dict[int, str],
+    after: int,
+    n: int,
+    *,
+    until_unreadable: bool = False,
+) -> list[Event]:
+    """Read and parse the (at most n) events of the log after id `after`.
+
+    An event that cannot be parsed raises; with `until_unreadable`, the events before it
+    are returned instead, and the processor meets it when it reads the log itself.
+    """
+    rows = conn.execute(READ, {"after": after, "n": n}).all()
+    if any(row[1] not in channels for row in rows):
+        for sid, value in conn.execute(text("SELECT id, channel FROM collect_source")):
+            channels[int(sid)] = str(value)
+    if not until_unreadable:
+        return [parser.parse(row, channels.get(row[1], "server")) for row in rows]
+    events = []
+    for row in rows:
+        try:
+            events.append(parser.parse(row, channels.get(row[1], "server")))
+        except Exception:  # the processor sets it aside, with its error
+            break
+    return events
+
+
+def _helper(pipe: Pipe, url: str, rules: Sequence[Rule]) -> None:
+    """The helper process: answer each (after, n) with the pickled parsed events."""
+    tune_gc()
+    engine = create_engine(url, poolclass=NullPool)
+    parser = Parser(rules)
+    channels: dict[int, str] = {}
+    try:
+        while True:
+            try:
+                asked = pipe.recv()
+            except EOFError:  # the processor is gone
+                return
+            if asked is None:
+                return
+            after, n = asked
+            # Each read in its own transaction: a snapshot held open would keep SQLite
+            # from recycling its write-ahead log.
+            with engine.connect() as conn:
+                events = read_events(conn, parser, channels, after, n, until_unreadable=True)
+                conn.rollback()
+            pipe.send_bytes(pickle.dumps(events, protocol=pickle.HIGHEST_PROTOCOL))
+    finally:
+        engine.dispose()
+
+
+class ReadAhead:
+    """The processor's side of the helper: ask for a batch, take it when it is needed."""
+
+    def __init__(self, url: str, rules: Sequence[Rule]) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._pipe, theirs = context.Pipe()
+        self._process = context.Process(
+            target=_helper,
+            args=(theirs, url, tuple(rules)),
+            name="omnicanal-read-ahead",
+            daemon=True,
+        )
+        self._process.start()
+        theirs.close()
+        self._asked: tuple[int, int, int] | None = None  # (after, n, generation)
+        self.broken = False
+
+    def ask(self, after: int, n: int, generation: int) -> None:
+        """Ask for the n events after `after` (while the caller works on earlier ones)."""
+        if self.broken or self._asked is not None:
+            return
+        try:
+            self._pipe.send((after, n))
+        except (OSError, ValueError) as exc:
+            self._give_up(exc)
+            return
+        self._asked = (after, n, generation)
+
+    def take(self, after: int, n: int, generation: int) -> list[Event] | None:
+        """The events asked for, if they are those of (after, n, generation); else None."""
+        asked, self._asked = self._asked, None
+        if asked is None or self.broken:
+            return None
+        try:
+            if not self._pipe.poll(ANSWER_SECONDS):
+                raise TimeoutError(f"no answer in {ANSWER_SECONDS:.0f} s")
+            answer = self._pipe.recv_bytes()
+        except (OSError, EOFError, TimeoutError) as exc:
+            self._give_up(exc)
+            return None
+        if asked != (after, n, generation):
+            return None
+        events: list[Event] = pickle.loads(answer)  # our own helper's answer
+        return events
+
+    def _give_up(self, exc: BaseException) -> None:
+        log.warning("The processor reads the log itself from now on: its helper failed (%s).", exc)
+        self.broken = True
+        self.close()
+
+    def close(self) -> None:
+        """Stop the helper."""
+        with contextlib.suppress(OSError, ValueError):
+            self._pipe.send(None)
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        self._pipe.close()
