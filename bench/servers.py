@@ -240,11 +240,12 @@ class DurableCluster(Cluster):
         """Return the SQLAlchemy URL of a database of this cluster."""
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str) -> str:
-        """Create an empty database, checkpoint, and return its URL."""
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """Create a database (empty, or a copy of `template`), checkpoint, return its URL."""
         dsn = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
+        copy = f' TEMPLATE "{template}"' if template else ""
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"{copy}')
             conn.execute("CHECKPOINT")
         return self.url(name)
 

@@ -97,6 +97,14 @@ def _checkpoint(db: Database) -> int:
         )
 
 
+def _helper_up(processor: Processor) -> int:
+    """Process a batch, which starts the helper, and wait until it has answered."""
+    done = processor.step().events
+    assert processor._ahead is not None
+    assert processor._ahead.wait(60)
+    return done
+
+
 def test_the_helper_reads_what_the_processor_would(db: Database) -> None:
     source = make_source(db)
     total = _log(db, source)
@@ -104,9 +112,10 @@ def test_the_helper_reads_what_the_processor_would(db: Database) -> None:
     ahead = ReadAhead(db.engine.url.render_as_string(hide_password=False), rules)
     try:
         ahead.ask(0, 60, 7)
+        assert ahead.wait(60)
         helped = ahead.take(0, 60, 7)
         ahead.ask(60, 1_000, 7)
-        rest = ahead.take(60, 1_000, 7)
+        rest = ahead.take(60, 1_000, 7)  # the helper is up: this one waits for its answer
     finally:
         ahead.close()
     with db.engine.connect() as conn:
@@ -126,15 +135,21 @@ def test_an_answer_to_another_question_is_not_taken(db: Database) -> None:
     _log(db, source)
     ahead = ReadAhead(db.engine.url.render_as_string(hide_password=False), ())
     try:
+        assert ahead.take(0, 50, 1) is None  # nothing was asked
         ahead.ask(0, 50, 1)
-        assert ahead.take(10, 50, 1) is None  # the checkpoint moved meanwhile
+        assert ahead.wait(60)
+        assert ahead.take(10, 50, 1) is None  # the checkpoint moved meanwhile: dropped
+        assert ahead.take(0, 50, 1) is None  # dropped, not kept for later
         ahead.ask(0, 50, 1)
+        assert ahead.wait(60)
         assert ahead.take(0, 50, 2) is None  # the identity graph changed meanwhile
-        assert ahead.take(0, 50, 2) is None  # nothing was asked
         ahead.ask(0, 50, 2)
+        ahead.ask(0, 10, 2)  # one question at a time: this one is not sent
+        assert ahead.wait(60)
         taken = ahead.take(0, 50, 2)
         assert taken is not None
         assert len(taken) == 50
+        assert [e.id for e in taken] == list(range(1, 51))
     finally:
         ahead.close()
 
@@ -144,7 +159,7 @@ def test_processing_with_the_helper_gives_the_same_result(db: Database, other_db
     total = _log(db, source)
     processor = Processor(db, batch_size=16, read_ahead=True)
     try:
-        assert processor.drain() == total
+        assert _helper_up(processor) + processor.drain() == total
     finally:
         processor.close()
     assert processor.batches_read_ahead >= total // 16 - 2  # all but the first batches
@@ -168,6 +183,7 @@ def test_a_helper_that_dies_leaves_the_processor_reading_alone(db: Database) -> 
     processor = Processor(db, batch_size=10, read_ahead=True)
     done = 0
     try:
+        done += _helper_up(processor)
         while processor.batches_read_ahead < 2:
             done += processor.step().events
         assert processor._ahead is not None
@@ -202,7 +218,7 @@ def test_an_unreadable_event_is_still_set_aside_with_a_helper(db: Database) -> N
     write_log(db, source.id, second)
     processor = Processor(db, batch_size=8, read_ahead=True)
     try:
-        processed = processor.drain()
+        processed = _helper_up(processor) + processor.drain()
     finally:
         processor.close()
     assert processor.batches_read_ahead > 0
@@ -234,3 +250,26 @@ def test_two_workers_with_helpers_process_each_event_once(db: Database) -> None:
     with db.engine.connect() as conn:
         stored = conn.execute(text("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM profile_event"))
         assert tuple(stored.one()) == (total, total)
+
+
+def test_the_helper_stops_with_the_backlog_and_starts_again_with_the_next(db: Database) -> None:
+    source = make_source(db)
+    total = _log(db, source)
+    processor = Processor(db, batch_size=10, read_ahead=True)
+    processor.helper_rest_seconds = 0
+    try:
+        assert _helper_up(processor) + processor.drain() == total
+        helped = processor.batches_read_ahead
+        assert helped > 0
+        for _ in range(3):  # live: nothing waiting, or less than a batch
+            processor.step()
+        assert processor._ahead is None
+        later = [m for p in range(PEOPLE, 2 * PEOPLE) for m in _journey(p)]
+        for i, message in enumerate(later):
+            message["messageId"] = f"later-{i}"
+        write_log(db, source.id, later)
+        assert _helper_up(processor) + processor.drain() == len(later)
+        assert processor.batches_read_ahead > helped
+    finally:
+        processor.close()
+    assert _checkpoint(db) == total + len(later)

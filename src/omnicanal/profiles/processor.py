@@ -20,6 +20,7 @@ a helper process while this one writes), `batch` (resolve and derive), `traits`,
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -59,6 +60,9 @@ QUARANTINE_AFTER = 3
 QUARANTINE_LIMIT = 20
 QUARANTINE_CODE = "process.failed"
 SQLITE_TURN_SECONDS = 0.02
+# The read-ahead helper stops after this many answers in a row short of a whole batch.
+SHORT_ANSWERS = 3
+HELPER_REST_SECONDS = 30.0
 
 
 class Processor:
@@ -88,6 +92,11 @@ class Processor:
         self.read_ahead = read_ahead
         self._ahead: ReadAhead | None = None
         self.batches_read_ahead = 0
+        self._short = 0  # answers of the helper in a row short of a whole batch
+        # A helper stopped for short answers is not started again before this: backlogs
+        # that come and go, or workers taking turns, would start one every few batches.
+        self.helper_rest_seconds = HELPER_REST_SECONDS
+        self._rest_until = 0.0
         self._postgres = database.dialect == "postgresql"
         self._careful = 0  # events left to take one at a time after a failed batch
         self._failures = 0  # consecutive failures of the event taken alone
@@ -99,6 +108,7 @@ class Processor:
         if self._ahead is not None:
             self._ahead.close()
             self._ahead = None
+        self._short = 0
 
     def forget(self) -> None:
         """Drop every cache that mirrors the store (after a failed batch)."""
@@ -275,11 +285,26 @@ class Processor:
             if self._ahead.broken:
                 self.close()
                 self.read_ahead = False  # read alone from now on
+            # Answers short of a batch, or none to take once the helper is up: the backlog
+            # is worked off (what came in since the helper read would wait a batch more;
+            # live events, a few at a time, are read here), or another worker takes turns.
+            if events is not None and len(events) == n:
+                self._short = 0
+            elif self._ahead is not None and self._ahead.up:
+                self._short += 1
+            if self._short >= SHORT_ANSWERS:
+                self.close()
+                self._rest_until = time.monotonic() + self.helper_rest_seconds
             if events:
                 self.batches_read_ahead += 1
                 return events
         events = read_events(conn, self.parser, self._channels, checkpoint, n)
-        if self.read_ahead and self._ahead is None and len(events) == n == self.batch_size:
+        if (
+            self.read_ahead
+            and self._ahead is None
+            and len(events) == n == self.batch_size
+            and time.monotonic() >= self._rest_until
+        ):
             self._ahead = ReadAhead(
                 self.database.engine.url.render_as_string(hide_password=False),
                 self.parser.rules,

@@ -111,10 +111,14 @@ class ReadAhead:
         self._process.start()
         theirs.close()
         self._asked: tuple[int, int, int] | None = None  # (after, n, generation)
+        self._answered = False  # has the helper answered once (is it up)?
         self.broken = False
 
     def ask(self, after: int, n: int, generation: int) -> None:
-        """Ask for the n events after `after` (while the caller works on earlier ones)."""
+        """Ask for the n events after `after` (while the caller works on earlier ones).
+
+        One question at a time: while one is unanswered, asking again does nothing.
+        """
         if self.broken or self._asked is not None:
             return
         try:
@@ -124,19 +128,36 @@ class ReadAhead:
             return
         self._asked = (after, n, generation)
 
+    @property
+    def up(self) -> bool:
+        """Has the helper answered at least once (it has started)?"""
+        return self._answered
+
+    def wait(self, seconds: float) -> bool:
+        """Wait up to `seconds` for the answer to the question asked; True once it is in."""
+        return self._asked is not None and not self.broken and self._pipe.poll(seconds)
+
     def take(self, after: int, n: int, generation: int) -> list[Event] | None:
-        """The events asked for, if they are those of (after, n, generation); else None."""
-        asked, self._asked = self._asked, None
-        if asked is None or self.broken:
+        """The events asked for, if they are those of (after, n, generation); else None.
+
+        Waits for the answer only when it is the one needed and the helper is up: while it
+        starts (a second or so of imports), or when the question was another, the caller
+        reads the batch itself and the answer, when it comes, is dropped.
+        """
+        if self._asked is None or self.broken:
             return None
+        wanted = self._asked == (after, n, generation)
         try:
-            if not self._pipe.poll(ANSWER_SECONDS):
-                raise TimeoutError(f"no answer in {ANSWER_SECONDS:.0f} s")
+            if not self._pipe.poll(ANSWER_SECONDS if wanted and self._answered else 0):
+                if wanted and self._answered:
+                    raise TimeoutError(f"no answer in {ANSWER_SECONDS:.0f} s")
+                return None
             answer = self._pipe.recv_bytes()
         except (OSError, EOFError, TimeoutError) as exc:
             self._give_up(exc)
             return None
-        if asked != (after, n, generation):
+        self._asked, self._answered = None, True
+        if not wanted:
             return None
         events: list[Event] = pickle.loads(answer)  # our own helper's answer
         return events
