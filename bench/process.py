@@ -20,6 +20,7 @@ processing (SELECT + orjson.loads of each payload): the floor any processor pays
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
 import resource
@@ -242,6 +243,7 @@ def throughput(db: Database, events: int, *, read_ahead: bool) -> dict[str, floa
         started = time.perf_counter()
         processor.drain()
         elapsed = time.perf_counter() - started
+        helper_kib = sum(_peak_kib(child.pid) for child in multiprocessing.active_children())
         processor.close()
     with db.engine.connect() as conn:
         people = conn.execute(
@@ -253,13 +255,21 @@ def throughput(db: Database, events: int, *, read_ahead: bool) -> dict[str, floa
         "seconds": elapsed,
         "rate": done["events"] / elapsed,
         "peak_mib": max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, rss_before) / 1024,
-        # The helper has exited (joined by close): the largest child so far, as no other
-        # child has ended before this drain.
-        "helper_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "helper_mib": helper_kib / 1024,
         "people": people,
         "merges": merges,
         "orders": orders,
     }
+
+
+def _peak_kib(pid: int | None) -> int:
+    """A process's peak resident memory (VmHWM), in KiB."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    found = next((line for line in status.splitlines() if line.startswith("VmHWM:")), "")
+    return int(found.split()[1]) if found else 0
 
 
 LAG_FIGURES = ("rate", "p50", "p99", "max", "backlog", "request_p50", "request_p99", "request_max")
