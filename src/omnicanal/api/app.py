@@ -70,12 +70,7 @@ def _start_workers(
     """Start the background work `serve` runs beside the API, until `stop` is set."""
     workers: list[threading.Thread] = []
     if settings.processor.enabled:
-        processor = Processor(
-            database,
-            identity=settings.identity,
-            batch_size=settings.processor.batch_size,
-            read_ahead=settings.processor.read_ahead,
-        )
+        processor = Processor.configured(database, settings)
         workers.append(
             threading.Thread(
                 target=processor.run, args=(stop,), name="event-processor", daemon=True

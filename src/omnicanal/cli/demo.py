@@ -93,13 +93,7 @@ def _process(db: Database, settings: Settings) -> Processor:
         def advance(result: BatchResult) -> None:
             progress.advance(task, result.events)
 
-        processor = Processor(
-            db,
-            identity=settings.identity,
-            on_batch=advance,
-            batch_size=DRAIN_BATCH,
-            read_ahead=settings.processor.read_ahead,
-        )
+        processor = Processor.configured(db, settings, batch_size=DRAIN_BATCH, on_batch=advance)
         try:
             processor.drain()
         finally:

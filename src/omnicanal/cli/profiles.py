@@ -63,13 +63,7 @@ def process(
     def report(result: BatchResult) -> None:
         seen["events"] += result.events
 
-    processor = Processor(
-        db,
-        identity=settings.identity,
-        batch_size=batch,
-        on_batch=report,
-        read_ahead=settings.processor.read_ahead,
-    )
+    processor = Processor.configured(db, settings, batch_size=batch, on_batch=report)
     try:
         if once:
             with console.status("Traitement du journal d'événements…"):

@@ -29,7 +29,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import OperationalError
 
 from omnicanal.core.channel_rules import configured_rules
-from omnicanal.core.settings import IdentitySettings
+from omnicanal.core.settings import IdentitySettings, Settings
 from omnicanal.identity.graph import Graph, IdentityRules
 from omnicanal.identity.service import GRAPH_GENERATION
 from omnicanal.profiles.processing.ahead import ReadAhead, read_events
@@ -102,6 +102,24 @@ class Processor:
         self._failures = 0  # consecutive failures of the event taken alone
         self._set_aside = 0  # events set aside since the last success
         self.quarantined = 0
+
+    @classmethod
+    def configured(
+        cls,
+        database: Database,
+        settings: Settings,
+        *,
+        batch_size: int | None = None,
+        on_batch: Callable[[BatchResult], None] | None = None,
+    ) -> Processor:
+        """A processor as the settings have it: identity rules, batch size, read-ahead."""
+        return cls(
+            database,
+            identity=settings.identity,
+            batch_size=batch_size or settings.processor.batch_size,
+            on_batch=on_batch,
+            read_ahead=settings.processor.read_ahead,
+        )
 
     def close(self) -> None:
         """Stop the read-ahead helper, if one was started."""
