@@ -273,3 +273,14 @@ def test_the_helper_stops_with_the_backlog_and_starts_again_with_the_next(db: Da
     finally:
         processor.close()
     assert _checkpoint(db) == total + len(later)
+
+
+def test_the_helper_ends_when_its_processor_is_gone(db: Database) -> None:
+    # Killed with -9, a processor says nothing: its end of the pipe just closes.
+    ahead = ReadAhead(db.engine.url.render_as_string(hide_password=False), ())
+    ahead.ask(0, 10, 0)
+    assert ahead.wait(60)
+    ahead._pipe.close()
+    ahead._process.join(timeout=30)
+    assert not ahead._process.is_alive()
+    assert ahead._process.exitcode == 0

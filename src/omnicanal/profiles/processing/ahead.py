@@ -81,7 +81,7 @@ def _helper(pipe: Pipe, url: str, rules: Sequence[Rule]) -> None:
         while True:
             try:
                 asked = pipe.recv()
-            except EOFError:  # the processor is gone
+            except (EOFError, OSError):  # the processor is gone
                 return
             if asked is None:
                 return
@@ -91,7 +91,10 @@ def _helper(pipe: Pipe, url: str, rules: Sequence[Rule]) -> None:
             with engine.connect() as conn:
                 events = read_events(conn, parser, channels, after, n, until_unreadable=True)
                 conn.rollback()
-            pipe.send_bytes(pickle.dumps(events, protocol=pickle.HIGHEST_PROTOCOL))
+            try:
+                pipe.send_bytes(pickle.dumps(events, protocol=pickle.HIGHEST_PROTOCOL))
+            except OSError:  # the processor is gone
+                return
     finally:
         engine.dispose()
 
