@@ -7,10 +7,11 @@ import threading
 from pathlib import Path
 
 import orjson
+import pytest
 from sqlalchemy import text
 
 from omnicanal.collect.segment import Row, dedup_key
-from omnicanal.collect.writer import EventWriter, Job
+from omnicanal.collect.writer import EventWriter, Job, postgres
 from omnicanal.collect.writer.turn import WriterTurns
 from omnicanal.store.engine import Database
 from tests.conftest import make_source
@@ -42,6 +43,15 @@ def _row(
     )
 
 
+@pytest.fixture(params=["in-statement", "staged"])
+def group_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """PostgreSQL inserts a small group with its values in the statement and a large one
+    through a staging table: each test below runs both ways."""
+    if request.param == "staged":
+        monkeypatch.setattr(postgres, "SMALL_GROUP", 0)
+    return str(request.param)
+
+
 def _commit(writer: EventWriter, jobs: list[Job]) -> list[int]:
     async def submit_all() -> list[int]:
         return list(await asyncio.gather(*(writer.submit(job) for job in jobs)))
@@ -55,7 +65,9 @@ def _stored(db: Database) -> list[tuple[str, int]]:
         return [(m, k) for m, k in rows]
 
 
-def test_a_group_mixing_new_and_known_messages_stores_and_counts_each_once(db) -> None:
+def test_a_group_mixing_new_and_known_messages_stores_and_counts_each_once(
+    db, group_path: str
+) -> None:
     source = make_source(db).id
     writer = EventWriter(db)
     writer.start()
@@ -79,7 +91,7 @@ def test_a_group_mixing_new_and_known_messages_stores_and_counts_each_once(db) -
     assert tracked == 4
 
 
-def test_two_messages_sharing_a_digest_are_both_stored(db) -> None:
+def test_two_messages_sharing_a_digest_are_both_stored(db, group_path: str) -> None:
     source = make_source(db).id
     writer = EventWriter(db)
     writer.start()
@@ -113,7 +125,7 @@ TRICKY = {
 }
 
 
-def test_payloads_are_stored_byte_for_byte(db) -> None:
+def test_payloads_are_stored_byte_for_byte(db, group_path: str) -> None:
     source = make_source(db).id
     payloads = [orjson.dumps(TRICKY), orjson.dumps({**TRICKY, "messageId": "x" * 5000})]
     writer = EventWriter(db)
