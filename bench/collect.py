@@ -181,10 +181,9 @@ class Bench:
     def omnicanal(self, db: str, endpoint: str, *, processing: bool = False) -> None:
         """Measure omnicanal on one database and endpoint, on a fresh data folder.
 
-        `/v1/batch` runs with the server collecting only (processing and the warehouse
+        Each endpoint runs with the server collecting only (processing and the warehouse
         sync off, as when `omnicanal process` workers run elsewhere), and with
         `processing` as `serve` runs by default: processor and sync beside collection.
-        `/v1/track` runs as `serve` does by default.
         """
         name = f"omnicanal, {report._DB_NAMES[db]}"
         if processing:
@@ -193,7 +192,7 @@ class Bench:
         folder = f"omnicanal-{db}-{endpoint.strip('/').replace('/', '-')}"
         data = self.workdir / (folder + ("-processing" if processing else ""))
         env: dict[str, str] = {}
-        if endpoint == "/v1/batch" and not processing:
+        if not processing:
             env["OMNICANAL_PROCESSOR__ENABLED"] = "false"
             env["OMNICANAL_WAREHOUSE__SYNC_ENABLED"] = "false"
         if db == "postgresql":
@@ -323,6 +322,8 @@ class Bench:
                 self.executemany()
             for db in self.o.dbs if "track" in only else ():
                 self.omnicanal(db, "/v1/track")
+                if self.o.processing:
+                    self.omnicanal(db, "/v1/track", processing=True)
             if "track" in only:
                 self.hello("/v1/track")
         finally:
@@ -361,7 +362,7 @@ def _arguments(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--no-processing",
         action="store_true",
-        help="Skip the /v1/batch run with the processor inside the server.",
+        help="Skip the runs with the processor inside the server.",
     )
     parser.add_argument(
         "--nice",
