@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -284,3 +285,17 @@ def test_the_helper_ends_when_its_processor_is_gone(db: Database) -> None:
     ahead._process.join(timeout=30)
     assert not ahead._process.is_alive()
     assert ahead._process.exitcode == 0
+
+
+def test_a_helper_that_cannot_read_answers_nothing_and_stays(tmp_path: Path) -> None:
+    # A store it cannot read (here, one with no event log at all): the processor is told
+    # nothing was read, reads the batch itself and meets the error there.
+    ahead = ReadAhead(f"sqlite:///{tmp_path / 'empty.db'}", ())
+    try:
+        ahead.ask(0, 10, 0)
+        assert ahead.wait(60)
+        assert ahead.take(0, 10, 0) == []
+        assert not ahead.broken
+        assert ahead._process.is_alive()
+    finally:
+        ahead.close()

@@ -88,9 +88,13 @@ def _helper(pipe: Pipe, url: str, rules: Sequence[Rule]) -> None:
             after, n = asked
             # Each read in its own transaction: a snapshot held open would keep SQLite
             # from recycling its write-ahead log.
-            with engine.connect() as conn:
-                events = read_events(conn, parser, channels, after, n, until_unreadable=True)
-                conn.rollback()
+            try:
+                with engine.connect() as conn:
+                    events = read_events(conn, parser, channels, after, n, until_unreadable=True)
+                    conn.rollback()
+            except Exception:  # the store is unavailable: the processor reads, and retries
+                log.warning("The read-ahead helper could not read the log.", exc_info=True)
+                events = []
             try:
                 pipe.send_bytes(pickle.dumps(events, protocol=pickle.HIGHEST_PROTOCOL))
             except OSError:  # the processor is gone
