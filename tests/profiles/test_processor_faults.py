@@ -24,8 +24,11 @@ def _page(n: int) -> dict[str, Any]:
     }
 
 
-def _damaged(db: Database, source_id: int, count: int = 1) -> list[int]:
-    """Append log rows whose payload is cut short, as a torn write would leave them."""
+TORN = '{"type": "track", "event": "Product Vie'
+
+
+def _damaged(db: Database, source_id: int, count: int = 1, payload: str = TORN) -> list[int]:
+    """Append log rows whose payload is damaged: cut short, as a torn write leaves it."""
     ids = []
     with db.engine.begin() as conn:
         for i in range(count):
@@ -40,7 +43,7 @@ def _damaged(db: Database, source_id: int, count: int = 1) -> list[int]:
                 "anonymous_id": "visitor-x",
                 "timestamp_ms": 1_772_359_200_000,
                 "received_ms": 1_772_359_200_000,
-                "payload": '{"type": "track", "event": "Product Vie',
+                "payload": payload,
             }
             ids.append(int(conn.execute(insert(Event).returning(Event.id), values).scalar_one()))
     return ids
@@ -93,6 +96,23 @@ def test_a_damaged_event_is_set_aside_and_the_others_are_processed(
     # Processing again changes nothing.
     assert Processor(db, batch_size=batch_size).drain() == 0
     assert _count(db, "SELECT COUNT(*) FROM collect_rejected_event") == 1
+
+
+def test_a_payload_that_is_not_an_object_is_set_aside_not_read_as_empty(
+    db: Database, source: SourceKey
+) -> None:
+    write_log(db, source.id, [_page(0)])
+    (bad,) = _damaged(db, source.id, payload='[{"type": "track"}]')
+    write_log(db, source.id, [_page(1)])
+    processor = Processor(db)
+    assert processor.drain() == 3
+    assert processor.quarantined == 1
+    assert _count(db, "SELECT COUNT(*) FROM profile_event") == 2
+    with db.engine.connect() as conn:
+        errors = conn.execute(text("SELECT errors FROM collect_rejected_event")).scalar_one()
+    (error,) = orjson.loads(errors)
+    assert error["event_id"] == bad
+    assert "not a JSON object" in error["reason"]
 
 
 def test_a_fault_that_fails_every_event_stops_the_processor_instead_of_emptying_the_log(

@@ -80,8 +80,8 @@ class Parser:
         """Read one row of `collect_event` (id, source_id, timestamp_ms, received_ms,
         type, event, payload) sent by a source of `source_channel`."""
         msg = orjson.loads(row[6])
-        if not isinstance(msg, dict):
-            msg = {}
+        if not isinstance(msg, dict):  # collection stores objects only: the row is damaged
+            raise TypeError(f"event {row[0]}: the payload is not a JSON object")
         keys, name = self.identifiers.get(identifier_key(msg), partial(message_identity, msg))
         if self.rules:
             info = derive_channel(source_channel, msg, self.rules)
