@@ -340,6 +340,7 @@ def lag(url: str, data: Path, seconds: float, rate: int, backlog: int = 0) -> di
             time.sleep(0.1)
         stop.set()
         worker.join()
+    processor.close()
     db.dispose()
     ordered = sorted(committed)
     latencies = sorted(answers)
