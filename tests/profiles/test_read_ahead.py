@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import text
 
 from omnicanal.core.channel_rules import configured_rules
+from omnicanal.core.settings import Settings
 from omnicanal.profiles.processing.ahead import ReadAhead, read_events
 from omnicanal.profiles.processing.parse import Parser
 from omnicanal.profiles.processor import QUARANTINE_CODE, Processor
@@ -299,3 +300,20 @@ def test_a_helper_that_cannot_read_answers_nothing_and_stays(tmp_path: Path) -> 
         assert ahead._process.is_alive()
     finally:
         ahead.close()
+
+
+def test_the_settings_turn_reading_ahead_off(db: Database, tmp_path: Path) -> None:
+    source = make_source(db)
+    total = _log(db, source)
+    on = Processor.configured(db, Settings(data_dir=tmp_path), batch_size=10)
+    off = Processor.configured(
+        db, Settings(data_dir=tmp_path, processor={"read_ahead": False}), batch_size=10
+    )
+    assert on.read_ahead is True
+    assert off.read_ahead is False
+    try:
+        assert off.drain() == total
+    finally:
+        off.close()
+    assert off._ahead is None
+    assert off.batches_read_ahead == 0
