@@ -121,7 +121,7 @@ def test_the_helper_reads_what_the_processor_would(db: Database) -> None:
     finally:
         ahead.close()
     with db.engine.connect() as conn:
-        alone = read_events(conn, Parser(rules), {}, 0, 1_000)
+        alone = read_events(conn, Parser(rules), 0, 1_000)
     assert helped is not None
     assert rest is not None
     assert len(helped) == 60

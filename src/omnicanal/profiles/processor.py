@@ -84,7 +84,6 @@ class Processor:
         self.graph = Graph(IdentityRules.from_settings(identity or IdentitySettings()))
         self.on_batch = on_batch
         self._memo: tuple[int, int] | None = None
-        self._channels: dict[int, str] = {}
         self.parser = Parser(configured_rules())
         self.households: set[tuple[str, int]] = set()  # (address, profile) already linked
         # A helper process reading the next batch ahead (`processing.ahead`), started
@@ -316,7 +315,7 @@ class Processor:
             if events:
                 self.batches_read_ahead += 1
                 return events
-        events = read_events(conn, self.parser, self._channels, checkpoint, n)
+        events = read_events(conn, self.parser, checkpoint, n)
         if (
             self.read_ahead
             and self._ahead is None

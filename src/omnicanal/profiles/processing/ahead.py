@@ -45,7 +45,6 @@ ANSWER_SECONDS = 60.0
 def read_events(
     conn: Any,
     parser: Parser,
-    channels: dict[int, str],
     after: int,
     n: int,
     *,
@@ -57,15 +56,16 @@ def read_events(
     are returned instead, and the processor meets it when it reads the log itself.
     """
     rows = conn.execute(READ, {"after": after, "n": n}).all()
-    if any(row[1] not in channels for row in rows):
+    sources = parser.sources
+    if any(row[1] not in sources for row in rows):  # sources never change channel
         for sid, value in conn.execute(text("SELECT id, channel FROM collect_source")):
-            channels[int(sid)] = str(value)
+            sources[int(sid)] = str(value)
     if not until_unreadable:
-        return [parser.parse(row, channels.get(row[1], "server")) for row in rows]
+        return [parser.parse(row, sources.get(row[1], "server")) for row in rows]
     events = []
     for row in rows:
         try:
-            events.append(parser.parse(row, channels.get(row[1], "server")))
+            events.append(parser.parse(row, sources.get(row[1], "server")))
         except Exception:  # the processor sets it aside, with its error
             break
     return events
@@ -76,7 +76,6 @@ def _helper(pipe: Pipe, url: str, rules: Sequence[Rule]) -> None:
     tune_gc()
     engine = create_engine(url, poolclass=NullPool)
     parser = Parser(rules)
-    channels: dict[int, str] = {}
     try:
         while True:
             try:
@@ -90,7 +89,7 @@ def _helper(pipe: Pipe, url: str, rules: Sequence[Rule]) -> None:
             # from recycling its write-ahead log.
             try:
                 with engine.connect() as conn:
-                    events = read_events(conn, parser, channels, after, n, until_unreadable=True)
+                    events = read_events(conn, parser, after, n, until_unreadable=True)
                     conn.rollback()
             except Exception:  # the store is unavailable: the processor reads, and retries
                 log.warning("The read-ahead helper could not read the log.", exc_info=True)

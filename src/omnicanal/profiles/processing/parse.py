@@ -75,6 +75,7 @@ class Parser:
         self.rules = tuple(rules)
         self.identifiers = Memo()
         self.channels = Memo()
+        self.sources: dict[int, str] = {}  # each source's channel, filled by the reader
 
     def parse(self, row: Any, source_channel: str) -> Event:
         """Read one row of `collect_event` (id, source_id, timestamp_ms, received_ms,
