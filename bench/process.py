@@ -41,7 +41,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import insert, text
 
-from bench.servers import DurableCluster, basic_auth, free_port, omnicanal_command, serve
+from bench.servers import (
+    DurableCluster,
+    basic_auth,
+    free_port,
+    omnicanal_command,
+    peak_memory_kib,
+    serve,
+)
 from bench.system import append_to_docs, machine, markdown_table
 from omnicanal.collect import service as collect_service
 from omnicanal.collect.models import Event
@@ -243,7 +250,7 @@ def throughput(db: Database, events: int, *, read_ahead: bool) -> dict[str, floa
         started = time.perf_counter()
         processor.drain()
         elapsed = time.perf_counter() - started
-        helper_kib = sum(_peak_kib(child.pid) for child in multiprocessing.active_children())
+        helper_kib = sum(peak_memory_kib(child.pid) for child in multiprocessing.active_children())
         processor.close()
     with db.engine.connect() as conn:
         people = conn.execute(
@@ -260,16 +267,6 @@ def throughput(db: Database, events: int, *, read_ahead: bool) -> dict[str, floa
         "merges": merges,
         "orders": orders,
     }
-
-
-def _peak_kib(pid: int | None) -> int:
-    """A process's peak resident memory (VmHWM), in KiB."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    found = next((line for line in status.splitlines() if line.startswith("VmHWM:")), "")
-    return int(found.split()[1]) if found else 0
 
 
 LAG_FIGURES = ("rate", "p50", "p99", "max", "backlog", "request_p50", "request_p99", "request_max")

@@ -51,6 +51,15 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
+def peak_memory_kib(pid: int | None) -> int:
+    """Return one process's peak resident memory (VmHWM) in KiB, 0 once it is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    return sum(int(line.split()[1]) for line in lines if line.startswith("VmHWM:"))
+
+
 @dataclass
 class Server:
     """One HTTP server process on a loopback port."""
@@ -71,14 +80,7 @@ class Server:
 
     def peak_memory_kib(self) -> int:
         """Return the peak resident memory (VmHWM) in KiB, summed over its processes."""
-        total = 0
-        for pid in _tree(self.pid):
-            try:
-                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            total += sum(int(line.split()[1]) for line in lines if line.startswith("VmHWM:"))
-        return total
+        return sum(peak_memory_kib(pid) for pid in _tree(self.pid))
 
     def cpu_seconds(self) -> float:
         """Return the user + system CPU time used so far by the server and its workers."""
