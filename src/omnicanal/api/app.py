@@ -23,6 +23,7 @@ from omnicanal.profiles import api as profiles_api
 from omnicanal.profiles import catalogue_api
 from omnicanal.profiles import imports as profile_imports
 from omnicanal.profiles.processor import Processor
+from omnicanal.profiles.worker import ProcessorProcess, separable
 from omnicanal.store.engine import Database, make_engine
 from omnicanal.store.migrate import upgrade
 from omnicanal.warehouse import sync as warehouse_sync
@@ -70,7 +71,11 @@ def _start_workers(
     """Start the background work `serve` runs beside the API, until `stop` is set."""
     workers: list[threading.Thread] = []
     if settings.processor.enabled:
-        processor = Processor.configured(database, settings)
+        processor: Processor | ProcessorProcess
+        if settings.processor.own_process and separable(database):
+            processor = ProcessorProcess(database, settings)
+        else:
+            processor = Processor.configured(database, settings)
         workers.append(
             threading.Thread(
                 target=processor.run, args=(stop,), name="event-processor", daemon=True

@@ -116,6 +116,9 @@ class ProcessorSettings(BaseModel):
     # While a backlog is worked off, a helper process reads and parses the next batch
     # (profiles.processing.ahead); off, the processor reads the log alone.
     read_ahead: bool = True
+    # `serve` runs the processor in a process of its own (profiles.worker), so that
+    # working off a backlog never holds up the API; false: in a thread of the server.
+    own_process: bool = True
 
 
 class WarehouseSettings(BaseModel):
