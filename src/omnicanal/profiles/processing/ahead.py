@@ -12,14 +12,21 @@ it sent only for the batch it asked for: the same checkpoint, graph generation a
 and it checks them inside its own transaction. Anything else (another worker moved the
 checkpoint, a failed batch, a helper that died or does not answer) and the processor
 reads the batch itself, as without a helper, and gives up the helper if it is broken.
+
+The helper is `python -m omnicanal.profiles.processing.ahead`, given one end of a socket
+pair: it imports what reading needs (about 60 MiB). Spawned by `multiprocessing`, it
+would also import the program that started it, all of `omnicanal`'s command line when
+that is `omnicanal demo` or `omnicanal process` (about 360 MiB).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import pickle
+import socket
+import subprocess
+import sys
 from collections.abc import Sequence
 from multiprocessing.connection import Connection as Pipe
 from typing import Any
@@ -71,8 +78,12 @@ def read_events(
     return events
 
 
-def _helper(pipe: Pipe, url: str, rules: Sequence[Rule]) -> None:
+def _helper(pipe: Pipe) -> None:
     """The helper process: answer each (after, n) with the pickled parsed events."""
+    try:
+        url, rules = pipe.recv()
+    except (EOFError, OSError):  # the processor is gone before it said anything
+        return
     tune_gc()
     engine = create_engine(url, poolclass=NullPool)
     parser = Parser(rules)
@@ -106,19 +117,20 @@ class ReadAhead:
     """The processor's side of the helper: ask for a batch, take it when it is needed."""
 
     def __init__(self, url: str, rules: Sequence[Rule]) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._pipe, theirs = context.Pipe()
-        self._process = context.Process(
-            target=_helper,
-            args=(theirs, url, tuple(rules)),
-            name="omnicanal-read-ahead",
-            daemon=True,
-        )
-        self._process.start()
-        theirs.close()
+        ours, theirs = socket.socketpair()
+        self._pipe = Pipe(ours.detach())
+        with theirs:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+            )
         self._asked: tuple[int, int, int] | None = None  # (after, n, generation)
         self._answered = False  # has the helper answered once (is it up)?
         self.broken = False
+        try:
+            self._pipe.send((url, tuple(rules)))
+        except OSError as exc:
+            self._give_up(exc)
 
     def ask(self, after: int, n: int, generation: int) -> None:
         """Ask for the n events after `after` (while the caller works on earlier ones).
@@ -177,8 +189,13 @@ class ReadAhead:
         """Stop the helper."""
         with contextlib.suppress(OSError, ValueError):
             self._pipe.send(None)
-        self._process.join(timeout=5)
-        if self._process.is_alive():
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
             self._process.kill()
-            self._process.join()
+            self._process.wait()
         self._pipe.close()
+
+
+if __name__ == "__main__":
+    _helper(Pipe(int(sys.argv[1])))
