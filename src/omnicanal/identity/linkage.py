@@ -74,12 +74,25 @@ def _read(conn: Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
     people: dict[str, dict[str, Any]] = {}
     names: dict[str, dict[tuple[str, str], None]] = {}  # each person's names, in order
     profiles: list[dict[str, Any]] = []
-    for r in rows:
-        values, root = _values(r), str(r.root)
-        profiles.append({"record_id": str(r.id), "cluster": root, **values})
-        record = people.setdefault(root, {"record_id": root, "cluster": root})
+    for profile_id, root_id, first, last, email, phone, postcode, city, traits in rows:
+        birth, street = _birth_and_street(traits)
+        values = {
+            "first_name": first,
+            "last_name": last,
+            "email": email,
+            "phone": phone,
+            "postcode": postcode,
+            "city": city,
+            "street": street,
+            "birth_date": birth,
+        }
+        root = str(root_id)
+        profiles.append({"record_id": str(profile_id), "cluster": root, **values})
+        record = people.get(root)
+        if record is None:
+            record = people[root] = {"record_id": root, "cluster": root}
         record.update({k: v for k, v in values.items() if v})
-        names.setdefault(root, {})[(r.first_name, r.last_name)] = None
+        names.setdefault(root, {})[(first, last)] = None
     by_profile, by_person = _purchases(conn)
     columns = [matching.CLUSTER_COLUMN, *matching.RECORD_COLUMNS]
     person = pd.DataFrame(_with_other_names(people, names), columns=columns)
@@ -111,19 +124,13 @@ def _with_other_names(
     return found
 
 
-def _values(r: Any) -> dict[str, Any]:
-    traits = orjson.loads(r.traits)
-    birth = _trait(traits, "birthday") or _trait(traits, "birthDate")
-    return {
-        "first_name": r.first_name,
-        "last_name": r.last_name,
-        "email": r.email,
-        "phone": r.phone,
-        "postcode": r.postcode,
-        "city": r.city,
-        "street": _trait(traits, "address", "street"),
-        "birth_date": str(birth)[:10] if birth else None,
-    }
+def _birth_and_street(traits: Any) -> tuple[str | None, Any]:
+    """Return a profile's birth date (as text) and street, from its traits' JSON."""
+    if isinstance(traits, str) and "birth" not in traits and '"address"' not in traits:
+        return None, None  # most profiles: no need to decode them
+    found = orjson.loads(traits)
+    birth = _trait(found, "birthday") or _trait(found, "birthDate")
+    return (str(birth)[:10] if birth else None), _trait(found, "address", "street")
 
 
 def _purchases(conn: Connection) -> tuple[dict[str, Counter[str]], dict[str, Counter[str]]]:
