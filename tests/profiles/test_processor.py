@@ -358,6 +358,39 @@ def test_a_generic_till_email_does_not_collapse_customers(client: TestClient, db
     assert people(db) == 30
 
 
+def test_a_card_limit_holds_within_one_batch_across_a_merge_made_in_it(
+    client: TestClient, db: Database, source: SourceKey
+) -> None:
+    # Two browsers, a card each, joined by a login: two cards, the limit. A third card
+    # in the same batch is refused, though none of it is in the store yet.
+    send(
+        client,
+        source,
+        [
+            {"type": "identify", "anonymousId": "a1", "traits": {"card": "C1"}, "timestamp": at(0)},
+            {"type": "identify", "anonymousId": "a2", "traits": {"card": "C2"}, "timestamp": at(1)},
+            {"type": "identify", "userId": "u", "anonymousId": "a1", "timestamp": at(2)},
+            {"type": "identify", "userId": "u", "anonymousId": "a2", "timestamp": at(3)},
+            {"type": "identify", "userId": "u", "traits": {"card": "C3"}, "timestamp": at(4)},
+        ],
+    )
+    process(db)
+    root = person(db, "u")["id"]
+    with db.engine.connect() as conn:
+        cards = conn.execute(
+            text(
+                "SELECT i.value FROM identity i JOIN profile p ON p.id = i.profile_id "
+                "WHERE i.kind = 'card' AND COALESCE(p.merged_into, p.id) = :root ORDER BY 1"
+            ),
+            {"root": root},
+        ).scalars()
+        assert list(cards) == ["C1", "C2"]
+        refused = conn.execute(
+            text("SELECT count(*) FROM identity_conflict WHERE kind = 'card' AND value = 'C3'")
+        ).scalar_one()
+    assert refused == 1
+
+
 def test_a_second_user_on_one_browser_is_another_person(
     client: TestClient, db: Database, source: SourceKey
 ) -> None:
