@@ -48,6 +48,19 @@ def _send(server: LiveServer, source: SourceKey, users: range) -> None:
     assert answer.status_code == 200, answer.text
 
 
+def _the_processor(server: LiveServer) -> psutil.Process:
+    """Wait for the server's one processor process; return it."""
+    _eventually(lambda: len(_processors(server)) == 1)
+    (child,) = _processors(server)
+    return child
+
+
+def _processed(server: LiveServer, db: Database, source: SourceKey, users: range) -> None:
+    """Send one event per user; wait until each has a profile."""
+    _send(server, source, users)
+    _eventually(lambda: _profiles(db) == users.stop)
+
+
 def _profiles(db: Database) -> int:
     with db.engine.connect() as conn:
         return int(conn.execute(text("SELECT count(*) FROM profile")).scalar_one())
@@ -63,16 +76,13 @@ def _gone(process: psutil.Process) -> bool:
 def test_serve_processes_in_a_child_that_starts_again(
     live_server: LiveServer, db: Database, source: SourceKey
 ) -> None:
-    _eventually(lambda: len(_processors(live_server)) == 1)
-    (first,) = _processors(live_server)
-    _send(live_server, source, range(0, 50))
-    _eventually(lambda: _profiles(db) == 50)
+    first = _the_processor(live_server)
+    _processed(live_server, db, source, range(0, 50))
 
     first.kill()  # a processor that dies...
     first.wait(10)
     _eventually(lambda: [p.pid for p in _processors(live_server)] not in ([], [first.pid]))
-    _send(live_server, source, range(50, 80))
-    _eventually(lambda: _profiles(db) == 80)  # ...is replaced, and the log is worked on
+    _processed(live_server, db, source, range(50, 80))  # ...is replaced, and works on
     assert len(_processors(live_server)) == 1
     log = (live_server.data_dir / "server.log").read_text()
     assert "The event processor's process ended (exit code -9)" in log
@@ -81,22 +91,18 @@ def test_serve_processes_in_a_child_that_starts_again(
 def test_a_server_stopped_or_killed_takes_its_processor_with_it(
     live_server: LiveServer, db: Database, source: SourceKey
 ) -> None:
-    _eventually(lambda: len(_processors(live_server)) == 1)
-    (child,) = _processors(live_server)
-    _send(live_server, source, range(0, 20))
-    _eventually(lambda: _profiles(db) == 20)
+    child = _the_processor(live_server)
+    _processed(live_server, db, source, range(0, 20))
     live_server.stop()  # SIGTERM: uvicorn shuts down, the processor with it
     _eventually(lambda: _gone(child), seconds=10)
 
     live_server.start()
-    _eventually(lambda: len(_processors(live_server)) == 1)
-    (child,) = _processors(live_server)
+    child = _the_processor(live_server)
     live_server.kill()  # SIGKILL: no shutdown; the processor's pipe closes
     _eventually(lambda: _gone(child), seconds=15)
 
     live_server.start()  # the next server's processor takes over
-    _send(live_server, source, range(20, 30))
-    _eventually(lambda: _profiles(db) == 30)
+    _processed(live_server, db, source, range(20, 30))
 
 
 def test_the_processor_can_stay_a_thread_of_the_server(
@@ -105,6 +111,5 @@ def test_the_processor_can_stay_a_thread_of_the_server(
     live_server.stop()
     live_server.env["OMNICANAL_PROCESSOR__OWN_PROCESS"] = "false"
     live_server.start()
-    _send(live_server, source, range(0, 10))
-    _eventually(lambda: _profiles(db) == 10)
+    _processed(live_server, db, source, range(0, 10))
     assert _processors(live_server) == []
