@@ -86,8 +86,6 @@ class ProcessorProcess:
         self._given = pickle.dumps(
             (database.engine.url.render_as_string(hide_password=False), settings)
         )
-        self.pid: int | None = None  # the running process's, for those who watch it
-        self.starts = 0
 
     def run(self, stop: threading.Event) -> None:
         """Keep a processor process running until `stop` is set; then stop it."""
@@ -100,7 +98,6 @@ class ProcessorProcess:
                     stop.wait(0.2)
             finally:
                 self._stop(process)
-                self.pid = None
             if stop.is_set():
                 return
             if time.monotonic() - started >= STEADY_SECONDS:
@@ -123,8 +120,6 @@ class ProcessorProcess:
                 process.stdin.flush()
         except OSError:  # it died at once: `run` sees it and starts another
             pass
-        self.pid = process.pid
-        self.starts += 1
         return process
 
     @staticmethod
