@@ -38,9 +38,10 @@ DEFAULT_BLOCKING = (
     "l.street = r.street and substr(l.postcode, 1, 2) = substr(r.postcode, 1, 2)",
     "l.last_name = r.last_name and l.city = r.city"
     " and substr(l.first_name, 1, 2) = substr(r.first_name, 1, 2)",
-    # No first name to block on: the pairs are filtered after the join, never stored.
-    "l.last_name = r.last_name and l.city = r.city"
-    " and (l.first_name is null or r.first_name is null)",
+    # No first name to block on. One rule per side: a condition on one side is applied
+    # before the join, where "either side" would join every namesake in a town first.
+    "l.first_name is null and l.last_name = r.last_name and l.city = r.city",
+    "r.first_name is null and l.last_name = r.last_name and l.city = r.city",
 )
 # EM learns m for the fields a rule leaves free, so two rules with different fields
 # between them estimate every comparison (Splink's recommended pattern).
