@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from omnicanal.core.errors import InvalidError
 from omnicanal.identity import linkage, matching
+from omnicanal.identity import service as identity_service
 from omnicanal.profiles import service
 from omnicanal.profiles.processor import Processor
 from omnicanal.store.engine import Database
@@ -137,6 +138,35 @@ def test_till_receipts_join_their_customers_and_guard_rails_hold(db: Database) -
     assert '"probability"' in merges[0]
     assert '"last_name"' in merges[0]
     assert len(twins) == 2  # same name, same address, two accounts: two people
+
+
+def test_a_match_undone_by_hand_is_not_redone_and_a_second_run_queues_nothing_twice(
+    db: Database,
+) -> None:
+    web, till, _copied = _world(random.Random(3))
+    write_log(db, make_source(db, "eshop", "web").id, web)
+    write_log(db, make_source(db, "till", "store:lyon").id, till)
+    Processor(db).drain()
+    with db.engine.begin() as conn:
+        first = linkage.run(conn)
+    assert first.merged > 1
+    with db.engine.begin() as conn:
+        merged_id, survivor_id = conn.execute(
+            text(
+                "SELECT merged_id, survivor_id FROM identity_merge WHERE rule = 'match' "
+                "ORDER BY id LIMIT 1"
+            )
+        ).one()
+        identity_service.unmerge(conn, merged_id)
+        people = service.profile_count(conn)
+    with db.engine.begin() as conn:
+        second = linkage.run(conn)
+    with db.engine.connect() as conn:
+        roots = {identity_service.root_of(conn, p) for p in (merged_id, survivor_id)}
+        assert service.profile_count(conn) == people
+    assert len(roots) == 2  # the pair someone separated stays apart
+    assert second.merged == 0 and second.refused >= 1
+    assert second.queued == 0  # every doubtful pair is already before a reviewer
 
 
 def test_review_queue_accept_and_reject(db: Database) -> None:

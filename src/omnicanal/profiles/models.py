@@ -19,10 +19,14 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from omnicanal.store.base import Base, BigId
+
+# An event at a store that did not come from its till (see ProfileEvent.store).
+STORE_VISIT = "store IS NOT NULL AND channel NOT LIKE 'store:%'"
 
 
 class ProcessorCheckpoint(Base):
@@ -42,6 +46,16 @@ class ProfileEvent(Base):
     __table_args__ = (
         Index("ix_profile_event_profile_id", "profile_id", "timestamp_ms"),
         Index("ix_profile_event_timestamp_ms", "timestamp_ms"),
+        # The few events held at a store outside its tills (a workshop, a fair): with
+        # the till's orders they tell which store a person comes to (identity
+        # matching), without reading every event.
+        Index(
+            "ix_profile_event_store_visit",
+            "profile_id",
+            "store",
+            sqlite_where=text(STORE_VISIT),
+            postgresql_where=text(STORE_VISIT),
+        ),
     )
     event_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # collect_event.id
     profile_id: Mapped[int] = mapped_column(BigInteger)  # profile first attached to

@@ -53,6 +53,7 @@ class GraphCache:
         self._spare_ids: list[int] = []
         self._pending = Pending()
         self._conn: Connection | None = None
+        self._none_undone = False  # known for this batch only (`prepare_merges`)
         self.now_ms = 0
 
     def invalidate(self) -> None:
@@ -71,6 +72,7 @@ class GraphCache:
         self._conn = conn
         self.now_ms = now_ms
         self._pending = Pending()
+        self._none_undone = False
         if conn.dialect.name == "sqlite":
             self._next_id = (
                 int(conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM profile")).scalar_one()) + 1

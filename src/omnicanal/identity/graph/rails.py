@@ -6,13 +6,14 @@ undone by hand and the shared identifiers hold for events, matching and review a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 
 from omnicanal.identity.graph.cache import GraphCache, Ident
-from omnicanal.identity.graph.rules import Key, kind_class
+from omnicanal.identity.graph.rules import CHUNK, Key, kind_class
 from omnicanal.identity.service import members, separated
 
 
@@ -64,7 +65,37 @@ class GuardRails(GraphCache):
             ):
                 return False
         # A merge someone undid by hand is never redone automatically.
+        if self._none_undone:
+            return True
         return not separated(self.conn, self._members(a), self._members(b))
+
+    def prepare_merges(self, profile_ids: Iterable[int]) -> None:
+        """Read at once what merging these profiles' clusters will look up.
+
+        Their roots and the limited identifiers each cluster holds, in a few queries
+        instead of several per merge; and whether any merge was ever undone: while
+        none was, no two clusters can have been separated by hand. For matching, which
+        merges thousands of pairs in one batch (at a million people, row by row, this
+        took most of its merging time).
+        """
+        ids = set(profile_ids)
+        self._load_roots(ids - self._root.keys())
+        roots = sorted({self.root(i) for i in ids} - self._kinds.keys())
+        limited = list(self.rules.limits)
+        query = text(
+            "SELECT COALESCE(p.merged_into, p.id), i.kind, i.value FROM identity i "
+            "JOIN profile p ON p.id = i.profile_id "
+            "WHERE (p.id IN :roots OR p.merged_into IN :roots) AND i.shared = :no"
+        ).bindparams(bindparam("roots", expanding=True))
+        for start in range(0, len(roots), CHUNK):
+            chunk = roots[start : start + CHUNK]
+            found: dict[int, dict[str, set[str]]] = {root: {} for root in chunk}
+            for root, kind, value in self.conn.execute(query, {"roots": chunk, "no": False}):
+                if kind in limited or kind_class(kind) in limited:
+                    found[int(root)].setdefault(kind, set()).add(value)
+            self._kinds.update(found)
+        undone = text("SELECT 1 FROM identity_merge WHERE undone_ms IS NOT NULL LIMIT 1")
+        self._none_undone = self.conn.execute(undone).first() is None
 
     def _members(self, root: int) -> list[int]:
         found = set(members(self.conn, root)) | {root}

@@ -82,16 +82,22 @@ def _update_seen(conn: Connection, pending: Pending) -> None:
 
 
 def _record_merges(conn: Connection, pending: Pending, now_ms: int) -> None:
-    """Point each merged cluster at its survivor, then log the merges."""
-    for merge in pending.merges:
+    """Point each merged cluster at its survivor, then log the merges.
+
+    The updates run in the order of the merges: a cluster merged, then merged again
+    into a third, ends pointing at the third.
+    """
+    if pending.merges:
         conn.execute(
             text(
                 "UPDATE profile SET merged_into = :s, updated_ms = :now "
                 "WHERE id = :m OR merged_into = :m"
             ),
-            {"s": merge["survivor_id"], "m": merge["merged_id"], "now": now_ms},
+            [
+                {"s": merge["survivor_id"], "m": merge["merged_id"], "now": now_ms}
+                for merge in pending.merges
+            ],
         )
-    if pending.merges:
         conn.execute(
             text(
                 "INSERT INTO identity_merge (survivor_id, merged_id, rule, evidence, "
