@@ -161,3 +161,32 @@ def test_process_then_show_search_unmerge_and_export(data, tmp_path) -> None:
     missing = runner.invoke(app, ["profiles", "show", "nobody@exemple.fr", "--data", str(data)])
     assert missing.exit_code == 1
     assert "no profile" in missing.output
+
+
+def test_identity_match_says_what_each_step_took_then_review_lists_the_doubtful(data) -> None:
+    import random
+
+    from omnicanal.api.app import open_database
+    from omnicanal.profiles.processor import Processor
+    from tests.conftest import make_source
+    from tests.identity.test_linkage import _world
+    from tests.profiles.logs import write_log
+
+    run("db", "upgrade", "--data", str(data))
+    settings = get_settings()
+    db = open_database(settings)
+    try:
+        web, till, _copied = _world(random.Random(3))
+        write_log(db, make_source(db, "eshop", "web").id, web)
+        write_log(db, make_source(db, "till", "store:lyon").id, till)
+        Processor(db).drain()
+    finally:
+        db.dispose()
+    done = json.loads(run("identity", "match", "--json", "--data", str(data)))
+    assert done["merged"] > 0
+    assert list(done["steps"]) == ["records", "training", "scoring", "merging"]
+    assert sum(done["steps"].values()) <= done["seconds"]
+    said = run("identity", "match", "--data", str(data))
+    assert "lecture" in said and "notation" in said and "fusions et file" in said
+    queue = json.loads(run("identity", "review", "--json", "--data", str(data)))
+    assert len(queue) == done["queued"]

@@ -26,6 +26,7 @@ from omnicanal.api.app import create_app, open_database
 from omnicanal.auth import service as auth_service
 from omnicanal.auth.schemas import TokenCreate
 from omnicanal.cli.context import DataOption, console, settings_for
+from omnicanal.cli.profiles import MATCH_STEPS, match_timing
 from omnicanal.collect import service as collect_service
 from omnicanal.collect.schemas import SourceCreate
 from omnicanal.core.errors import InvalidError
@@ -107,17 +108,21 @@ def _match(db: Database, settings: Settings) -> None:
     """Join the noisy offline records by probabilistic matching, when there are enough."""
     try:
         with (
-            console.status("Rapprochement probabiliste des fiches hors ligne…"),
+            console.status("Rapprochement probabiliste des fiches hors ligne…") as status,
             db.engine.begin() as conn,
         ):
-            matched = linkage.run(conn, settings.identity)
+            matched = linkage.run(
+                conn,
+                settings.identity,
+                progress=lambda step, n: status.update(
+                    f"Rapprochement probabiliste : {MATCH_STEPS[step](n)}…".replace(",", " ")
+                ),
+            )
     except InvalidError as exc:  # too few people to learn from, in a tiny demo
         console.print(f"Rapprochement probabiliste non lancé : {exc.detail}")
         return
-    console.print(
-        f"Rapprochement : {matched.merged:,} fusions, {matched.queued:,} paires à "
-        "vérifier.".replace(",", " ")
-    )
+    counts = f"{matched.merged:,} fusions et {matched.queued:,} paires à vérifier"
+    console.print(f"Rapprochement : {counts.replace(',', ' ')}, en {match_timing(matched)}.")
 
 
 def _sync_warehouse(db: Database, settings: Settings) -> None:

@@ -296,12 +296,28 @@ def export(file: Path, data: Path | None = DataOption) -> None:
     console.print(f"{len(rows):,} identifiants écrits dans {file}.")
 
 
-_STEPS: dict[str, Callable[[int], str]] = {
+MATCH_STEPS: dict[str, Callable[[int], str]] = {
     "records": lambda _n: "lecture des personnes",
     "training": lambda n: f"apprentissage sur {n:,} profils",
     "scoring": lambda n: f"notation d'environ {n:,} paires",
     "merging": lambda n: f"{n:,} fusions",
 }
+
+
+_STEP_LABELS = {
+    "records": "lecture",
+    "training": "apprentissage",
+    "scoring": "notation",
+    "merging": "fusions et file de vérification",
+}
+
+
+def match_timing(done: linkage.MatchRun) -> str:
+    """Return how long a matching run took, step by step, in French."""
+    steps = ", ".join(
+        f"{_STEP_LABELS[step]} {seconds:.1f} s" for step, seconds in done.steps.items()
+    )
+    return f"{done.seconds:.1f} s" + (f" : {steps}" if steps else "")
 
 
 @identity_app.command("match")
@@ -314,7 +330,7 @@ def match(data: Path | None = DataOption, as_json: bool = JsonOption) -> None:
             done = linkage.run(
                 conn,
                 settings.identity,
-                progress=lambda step, n: status.update(f"Rapprochement : {_STEPS[step](n)}…"),
+                progress=lambda step, n: status.update(f"Rapprochement : {MATCH_STEPS[step](n)}…"),
             )
     finally:
         db.dispose()
@@ -325,7 +341,7 @@ def match(data: Path | None = DataOption, as_json: bool = JsonOption) -> None:
         f"{done.records:,} personnes comparées, {done.candidate_pairs:,} paires candidates "
         f"(estimation), {done.pairs:,} retenues : "
         f"{done.merged:,} fusions, {done.refused:,} refusées par les garde-fous, "
-        f"{done.queued:,} à vérifier ({done.seconds:.1f} s)."
+        f"{done.queued:,} à vérifier ({match_timing(done)})."
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -40,6 +40,9 @@ class MatchRun:
     refused: int
     queued: int
     seconds: float
+    # Seconds each step took, in order: records, training, scoring, merging (with the
+    # review queue). The estimate of the pairs is part of scoring.
+    steps: dict[str, float] = field(default_factory=dict)
 
 
 def records(conn: Connection) -> pd.DataFrame:
@@ -261,7 +264,18 @@ def run(
     about how many pairs), `merging` (with how many pairs to merge).
     """
     started = time.perf_counter()
-    say = progress or (lambda _step, _count: None)
+    steps: dict[str, float] = {}
+    under_way: list[tuple[str, float]] = []  # the step in progress, and since when
+
+    def say(step: str, count: int) -> None:
+        now = time.perf_counter()
+        if under_way:
+            name, since = under_way.pop()
+            steps[name] = now - since
+        under_way.append((step, now))
+        if progress is not None:
+            progress(step, count)
+
     say("records", 0)
     frame, known = _read(conn)
     people = frame[matching.CLUSTER_COLUMN].nunique()
@@ -284,6 +298,8 @@ def run(
     outcome = _merge(conn, merges, identity or IdentitySettings(), now)
     queued = _queue(conn, reviews, now)
     bump_generation(conn)
+    ended = time.perf_counter()
+    steps["merging"] = ended - under_way[0][1]
     return MatchRun(
         people,
         estimate[0],
@@ -291,7 +307,8 @@ def run(
         outcome["merged"],
         outcome["refused"],
         queued,
-        time.perf_counter() - started,
+        ended - started,
+        steps,
     )
 
 
