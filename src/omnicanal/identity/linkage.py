@@ -227,10 +227,15 @@ _WITHOUT_BIRTH_DATES = {
 
 
 # Offline records carry a name and a store far more often than a postcode: the same
-# name at the same store makes a candidate pair. Namesakes are common, so the model
-# weighs how rare both names are, and a name and a store alone rarely merge.
+# name at the same store makes a candidate pair when one of the two has no postcode
+# (with both, the rules on postcodes and departments find them). Namesakes are common,
+# so the model weighs how rare both names are, and a name and a store alone rarely
+# merge.
 _STORE_BLOCKING = (
-    "l.first_name = r.first_name and l.last_name = r.last_name and l.store = r.store",
+    "l.postcode is null and l.first_name = r.first_name and l.last_name = r.last_name"
+    " and l.store = r.store",
+    "r.postcode is null and l.first_name = r.first_name and l.last_name = r.last_name"
+    " and l.store = r.store",
 )
 
 
