@@ -319,14 +319,14 @@ def run(
 
 def _between_people(pairs: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     """Name each pair by its two people; keep the likeliest pair of each two people."""
-    person = dict(zip(frame["record_id"], frame[matching.CLUSTER_COLUMN], strict=True))
-    pairs = pairs.assign(
-        left_id=pairs["left_id"].map(person), right_id=pairs["right_id"].map(person)
-    )
-    pairs = pairs[pairs["left_id"] != pairs["right_id"]]
-    low = pairs[["left_id", "right_id"]].min(axis=1)
-    high = pairs[["left_id", "right_id"]].max(axis=1)
-    first = ~pd.DataFrame({"a": low, "b": high}).duplicated()  # pairs come likeliest first
+    records = pd.Index(frame["record_id"])
+    people = frame[matching.CLUSTER_COLUMN].to_numpy()
+    left = people[records.get_indexer(pairs["left_id"])]
+    right = people[records.get_indexer(pairs["right_id"])]
+    pairs = pairs.assign(left_id=left, right_id=right)[left != right]
+    ids = pairs[["left_id", "right_id"]].astype("int64").to_numpy()
+    low, high = ids.min(axis=1), ids.max(axis=1)
+    first = ~pd.DataFrame({"a": low, "b": high}).duplicated().to_numpy()  # likeliest first
     return pairs[first].reset_index(drop=True)
 
 

@@ -20,8 +20,9 @@ def decide(
     settings = settings or MatchSettings()
     probability = pairs["match_probability"]
     apart = pd.Series(False, index=pairs.index)
-    if settings.must_agree and len(pairs):
-        apart = pairs["evidence"].map(
+    wanted = probability >= settings.review_threshold  # the evidence of the rest is not read
+    if settings.must_agree and wanted.any():
+        apart[wanted] = pairs.loc[wanted, "evidence"].map(
             partial(_disagrees, fields=settings.must_agree, unless=settings.unless_same)
         )
     merge = (probability >= settings.merge_threshold) & ~apart
