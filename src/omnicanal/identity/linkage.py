@@ -115,7 +115,6 @@ def _people(profiles: pd.DataFrame) -> pd.DataFrame:
     values = profiles[list(_FIELDS)]
     present = values.notna() & (values != "")
     latest = values.where(present).groupby(profiles["cluster"], sort=False).last()
-    latest = latest.astype(object).where(latest.notna(), None)
     people = latest.reset_index().assign(record_id=lambda f: f["cluster"])
     people["order"], people["copy"] = range(len(people)), 0
     # Each other name, in the order first seen: (first, last) pairs, a missing first
