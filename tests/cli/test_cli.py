@@ -187,6 +187,7 @@ def test_identity_match_says_what_each_step_took_then_review_lists_the_doubtful(
     assert list(done["steps"]) == ["records", "training", "scoring", "merging"]
     assert sum(done["steps"].values()) <= done["seconds"]
     said = run("identity", "match", "--data", str(data))
-    assert "lecture" in said and "notation" in said and "fusions et file" in said
+    for step in ("lecture", "apprentissage", "notation", "fusions et file"):
+        assert step in said
     queue = json.loads(run("identity", "review", "--json", "--data", str(data)))
     assert len(queue) == done["queued"]
