@@ -31,22 +31,29 @@ class GuardRails(GraphCache):
         cache had just been cleared (a store of a million people).
         """
         found = self._kinds.get(root)
-        if found is not None:
-            return found
+        if found is None:
+            self._load_kinds([root])
+            found = self._kinds[root]
+        return found
+
+    def _load_kinds(self, roots: list[int]) -> None:
+        """Read the limited-kind values each of these clusters holds into the cache."""
         limited = list(self.rules.limits)
-        kinds: dict[str, set[str]] = {}
-        rows = self.conn.execute(
-            text(
-                "SELECT i.kind, i.value FROM identity i JOIN profile p ON p.id = i.profile_id "
-                "WHERE (p.id = :root OR p.merged_into = :root) AND i.shared = :no"
-            ),
-            {"root": root, "no": False},
-        )
-        for kind, value in rows:
-            if kind in limited or kind_class(kind) in limited:
-                kinds.setdefault(kind, set()).add(value)
-        self._kinds[root] = kinds
-        return kinds
+        query = text(
+            "SELECT p.id, p.merged_into, i.kind, i.value FROM identity i "
+            "JOIN profile p ON p.id = i.profile_id "
+            "WHERE (p.id IN :roots OR p.merged_into IN :roots) AND i.shared = :no"
+        ).bindparams(bindparam("roots", expanding=True))
+        for start in range(0, len(roots), CHUNK):
+            chunk = roots[start : start + CHUNK]
+            found: dict[int, dict[str, set[str]]] = {root: {} for root in chunk}
+            for pid, merged_into, kind, value in self.conn.execute(
+                query, {"roots": chunk, "no": False}
+            ):
+                if kind in limited or kind_class(kind) in limited:
+                    owner = int(pid) if int(pid) in found else int(merged_into)
+                    found[owner].setdefault(kind, set()).add(value)
+            self._kinds.update(found)
 
     def _can_attach(self, root: int, key: Key) -> bool:
         limit = self.rules.limit(key[0])
@@ -80,20 +87,7 @@ class GuardRails(GraphCache):
         """
         ids = set(profile_ids)
         self._load_roots(ids - self._root.keys())
-        roots = sorted({self.root(i) for i in ids} - self._kinds.keys())
-        limited = list(self.rules.limits)
-        query = text(
-            "SELECT COALESCE(p.merged_into, p.id), i.kind, i.value FROM identity i "
-            "JOIN profile p ON p.id = i.profile_id "
-            "WHERE (p.id IN :roots OR p.merged_into IN :roots) AND i.shared = :no"
-        ).bindparams(bindparam("roots", expanding=True))
-        for start in range(0, len(roots), CHUNK):
-            chunk = roots[start : start + CHUNK]
-            found: dict[int, dict[str, set[str]]] = {root: {} for root in chunk}
-            for root, kind, value in self.conn.execute(query, {"roots": chunk, "no": False}):
-                if kind in limited or kind_class(kind) in limited:
-                    found[int(root)].setdefault(kind, set()).add(value)
-            self._kinds.update(found)
+        self._load_kinds(sorted({self.root(i) for i in ids} - self._kinds.keys()))
         undone = text("SELECT 1 FROM identity_merge WHERE undone_ms IS NOT NULL LIMIT 1")
         self._none_undone = self.conn.execute(undone).first() is None
 
