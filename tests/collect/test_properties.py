@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omnicanal.collect.segment import Envelope, Limits, Row, dedup_key, normalise
+from omnicanal.collect.segment import (
+    Envelope,
+    Limits,
+    Row,
+    dedup_key,
+    epoch_micros,
+    iso_micros,
+    normalise,
+)
+from omnicanal.core.clock import parse_iso8601
 
 JSON = st.recursive(
     st.none()
@@ -56,6 +65,23 @@ def test_any_message_is_stored_or_refused_with_reasons(message, kind) -> None:
     else:
         assert result
         assert all(p["field"] and p["reason"] for p in result)
+
+
+SDK_INSTANTS = st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(9999, 12, 31))
+
+
+@given(SDK_INSTANTS)
+def test_an_sdk_timestamp_reads_and_writes_back_the_same_from_its_cached_second(moment) -> None:
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    first = epoch_micros(text)  # the second may be cached by an earlier example: read twice
+    assert first == epoch_micros(text) == _micros_of(text)
+    assert iso_micros(first) == iso_micros(first + 999) == text
+    other = f"{text[:20]}{(int(text[20:23]) + 1) % 1000:03d}Z"  # same second, cached
+    assert epoch_micros(other) == _micros_of(other)
+
+
+def _micros_of(text: str) -> int:
+    return (parse_iso8601(text) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 @given(st.text(min_size=1, max_size=40), st.integers(1, 10**6))

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from omnicanal.collect.segment import Row, dedup_key
-from omnicanal.collect.writer import EventWriter, Job, postgres
+from omnicanal.collect.writer import EventWriter, Job, postgres, sqlite
 from omnicanal.collect.writer.turn import WriterTurns
 from omnicanal.store.engine import Database
 from tests.conftest import make_source
@@ -109,6 +109,29 @@ def test_two_messages_sharing_a_digest_are_both_stored(db, group_path: str) -> N
     assert stored["second"] == dedup_key(source, "second", salt=1)  # kept under a salted key
     assert counts == [2]
     assert again == [0]  # the colliding message's retry is known under its salted key
+
+
+def test_a_group_of_several_statements_stores_each_new_message_once(
+    db, group_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(sqlite, "_FULL_INSERT", sqlite._insert_sql(7))
+    source = make_source(db).id
+    known = [f"k{i}" for i in range(10)]
+    writer = EventWriter(db)
+    writer.start()
+    try:
+        assert _commit(writer, [Job(source, [_row(source, m) for m in known], [])]) == [10]
+        # 30 rows, 5 statements of 7 rows on SQLite: retries land in several of them,
+        # one statement holds nothing new, and the last one is short.
+        ids = [f"n{i}" for i in range(10)] + known[:7] + [f"n{i}" for i in range(10, 20)]
+        ids += known[7:]
+        counts = _commit(writer, [Job(source, [_row(source, m) for m in ids], [])])
+    finally:
+        writer.stop()
+    stored = [m for m, _ in _stored(db)]
+    assert sorted(stored) == sorted(known + [f"n{i}" for i in range(20)])
+    assert counts == [20]
 
 
 TRICKY = {

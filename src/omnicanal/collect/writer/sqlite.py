@@ -1,35 +1,30 @@
-"""The SQLite batch: one JSON-fed INSERT OR IGNORE per group."""
+"""The SQLite batch: INSERT OR IGNORE of many rows per statement."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
+from itertools import chain
 
 from omnicanal.collect.segment import Row
 from omnicanal.collect.writer.batch import Batch
 from omnicanal.collect.writer.rows import EVENT_COLUMNS, values
 from omnicanal.store.engine import begin_immediate
 
-_JSON_INSERT = (
-    f"INSERT OR IGNORE INTO collect_event ({EVENT_COLUMNS}) SELECT "
-    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(11))
-    + " FROM json_each(?)"
-)
+# Rows per INSERT: one statement binds its values in C and runs with the GIL released.
+CHUNK_ROWS = 500
+_ONE_ROW = "(" + ", ".join("?" * 11) + ")"
 
 
-def _json_row(source_id: int, r: Row) -> tuple[Any, ...]:
-    """A row for the JSON array; the payload goes in as the JSON object it already is.
+def _insert_sql(rows: int) -> str:
+    return f"INSERT OR IGNORE INTO collect_event ({EVENT_COLUMNS}) VALUES " + ", ".join(
+        [_ONE_ROW] * rows
+    )
 
-    Sent as a string it would be decoded, escaped by orjson and unescaped by SQLite;
-    as an `orjson.Fragment` orjson copies its bytes and SQLite's `json_extract` returns
-    the object's text as written (tests/collect/test_writer.py checks it byte for byte).
-    """
-    return values(source_id, r, orjson.Fragment(r.payload))
+
+_FULL_INSERT = _insert_sql(CHUNK_ROWS)
 
 
 class SqliteBatch(Batch):
-    """SQLite: one INSERT OR IGNORE fed by a JSON array; its new rows have consecutive ids."""
+    """SQLite: multi-row INSERT OR IGNORE; one statement's new rows have consecutive ids."""
 
     _INSERT = (
         f"INSERT OR IGNORE INTO collect_event ({EVENT_COLUMNS}) VALUES ({', '.join('?' * 11)})"
@@ -48,33 +43,43 @@ class SqliteBatch(Batch):
             raise
         self._remember(pairs, stored)
 
-    def _insert_many(self, pairs: list[tuple[int, Row]]) -> int:
-        """Insert rows in one statement fed by one JSON array; return how many were new.
+    def _insert_many(self, pairs: list[tuple[int, Row]]) -> set[tuple[int, int]] | None:
+        """Insert rows, many per statement; return the keys stored, or None when all were.
 
-        orjson builds the array in C and SQLite reads it in C with the GIL released, so
-        the writer thread barely competes with the event loop for the interpreter.
+        One statement per `CHUNK_ROWS` rows: sqlite3 binds its values in C and steps it
+        with the GIL released, so the writer hands the interpreter back to the event loop
+        a few times per group. `executemany` waits for the GIL again after every row, and
+        a JSON array read by `json_each` made SQLite parse every row eleven times: twice
+        the CPU of this (docs/benchmarks.md).
         """
-        if not pairs:
-            return 0
-        rows = orjson.dumps([_json_row(source_id, row) for source_id, row in pairs])
-        self.cur.execute(_JSON_INSERT, (rows,))
-        return int(self.cur.rowcount)
+        missing: set[tuple[int, int]] | None = None
+        for start in range(0, len(pairs), CHUNK_ROWS):
+            chunk = pairs[start : start + CHUNK_ROWS]
+            sql = _FULL_INSERT if len(chunk) == CHUNK_ROWS else _insert_sql(len(chunk))
+            self.cur.execute(sql, list(chain.from_iterable(values(s, r) for s, r in chunk)))
+            new = int(self.cur.rowcount)
+            if new == len(chunk):
+                continue
+            # Under the write lock one statement's new rows take consecutive ids ending
+            # at the last one inserted: no `max(id)` read (one GIL round trip) beforehand.
+            inserted: set[tuple[int, int]] = set()
+            if new:
+                self.cur.execute(
+                    "SELECT dedup_time, dedup_key FROM collect_event WHERE id > ?",
+                    (self.cur.lastrowid - new,),
+                )
+                inserted = {(t, k) for t, k in self.cur.fetchall()}
+            missing = missing or set()
+            missing.update(row.key for _, row in chunk if row.key not in inserted)
+        return missing
 
     def _insert(self, pairs: list[tuple[int, Row]]) -> set[tuple[int, int]]:
         """Insert the rows; return the keys really stored."""
-        new = self._insert_many(pairs)
-        if new == len(pairs):
-            return {row.key for _, row in pairs}
-        inserted: set[tuple[int, int]] = set()
-        if new:
-            # Under the write lock one statement's new rows take consecutive ids ending
-            # at the last one inserted: no `max(id)` read (one GIL round trip) beforehand.
-            before = self.cur.lastrowid - new
-            self.cur.execute(
-                "SELECT dedup_time, dedup_key FROM collect_event WHERE id > ?", (before,)
-            )
-            inserted = {(t, k) for t, k in self.cur.fetchall()}
-        return self._resolve(inserted, pairs)
+        missing = self._insert_many(pairs)
+        stored = {row.key for _, row in pairs}
+        if missing is None:
+            return stored
+        return self._resolve(stored - missing, pairs)
 
     def _resolve(
         self, inserted: set[tuple[int, int]], pairs: list[tuple[int, Row]]
