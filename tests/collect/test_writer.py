@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from itertools import accumulate
 from pathlib import Path
 
 import orjson
@@ -114,16 +115,15 @@ def test_two_messages_sharing_a_digest_are_both_stored(db, group_path: str) -> N
 def test_a_group_of_several_statements_stores_each_new_message_once(
     db, group_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite, "CHUNK_ROWS", 7)
-    monkeypatch.setattr(sqlite, "_FULL_INSERT", sqlite._insert_sql(7))
+    monkeypatch.setattr(sqlite, "CHUNK_ROWS", 8)
     source = make_source(db).id
     known = [f"k{i}" for i in range(10)]
     writer = EventWriter(db)
     writer.start()
     try:
         assert _commit(writer, [Job(source, [_row(source, m) for m in known], [])]) == [10]
-        # 30 rows, 5 statements of 7 rows on SQLite: retries land in several of them,
-        # one statement holds nothing new, and the last one is short.
+        # 30 rows, statements of 8, 8, 8, 4 and 2 rows on SQLite: retries land in several
+        # of them, and the last one holds nothing new.
         ids = [f"n{i}" for i in range(10)] + known[:7] + [f"n{i}" for i in range(10, 20)]
         ids += known[7:]
         counts = _commit(writer, [Job(source, [_row(source, m) for m in ids], [])])
@@ -132,6 +132,16 @@ def test_a_group_of_several_statements_stores_each_new_message_once(
     stored = [m for m, _ in _stored(db)]
     assert sorted(stored) == sorted(known + [f"n{i}" for i in range(20)])
     assert counts == [20]
+
+
+def test_a_group_is_cut_into_runs_of_powers_of_two() -> None:
+    assert sqlite.chunks(0, 1024) == []
+    assert sqlite.chunks(1600, 1024) == [(0, 1024), (1024, 512), (1536, 64)]
+    for total in range(1, 300):
+        runs = sqlite.chunks(total, 64)
+        assert [start for start, _ in runs] == [0, *accumulate(s for _, s in runs)][:-1]
+        assert sum(size for _, size in runs) == total
+        assert {size for _, size in runs} <= {64, 32, 16, 8, 4, 2, 1}
 
 
 TRICKY = {

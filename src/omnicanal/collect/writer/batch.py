@@ -84,7 +84,10 @@ class Batch:
         return self._owner_at(known, row.dedup_key) == (source_id, row.message_id)
 
     def _remember(self, pairs: list[tuple[int, Row]], stored: set[tuple[int, int]]) -> None:
-        rows = [row for _, row in pairs if (row.dedup_time, row.dedup_key) in stored]
+        if len(stored) == len(pairs):  # every row new: no lookup per row
+            rows = [row for _, row in pairs]
+        else:
+            rows = [row for _, row in pairs if (row.dedup_time, row.dedup_key) in stored]
         self.recent.add_many([r.dedup_key for r in rows], [r.dedup_time for r in rows])
 
     def _owner_at(self, dedup_time: int, key: int) -> tuple[int, str] | None:

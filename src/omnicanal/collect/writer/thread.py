@@ -106,11 +106,9 @@ class EventWriter:
                 failure = StorageUnavailableError(
                     "The event log could not be written; nothing was stored. Retry later."
                 )
-                for job in group.jobs:
-                    _wake(job, failure)
+                _wake(group.jobs, failure)
                 continue
-            for job in group.jobs:
-                _wake(job, None)
+            _wake(group.jobs, None)
             if self._checkpointer is not None:  # the requests are answered: catch up now
                 self._checkpointer.catch_up(self._connection())
 
@@ -153,18 +151,28 @@ class EventWriter:
                 raise
 
 
-def _wake(job: Job, error: Exception | None) -> None:
-    future, loop = job.future, job.loop
-    if future is None or loop is None:
-        return
+def _wake(jobs: list[Job], error: Exception | None) -> None:
+    """Resolve the jobs' futures: one call into each waiting event loop for the group.
 
-    def resolve() -> None:
-        if future.done():
-            return
+    A call per job wrote to the loop's wake-up socket once per request, and the writer
+    waited for the GIL after each write: up to a switch interval each, while the event
+    loop parsed the next requests.
+    """
+    by_loop: dict[asyncio.AbstractEventLoop, list[Job]] = {}
+    for job in jobs:
+        if job.future is not None and job.loop is not None:
+            by_loop.setdefault(job.loop, []).append(job)
+    for loop, waiting in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
+            loop.call_soon_threadsafe(_resolve, waiting, error)
+
+
+def _resolve(jobs: list[Job], error: Exception | None) -> None:
+    for job in jobs:
+        future = job.future
+        if future is None or future.done():
+            continue
         if error is None:
             future.set_result(job.stored)
         else:
             future.set_exception(error)
-
-    with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
-        loop.call_soon_threadsafe(resolve)
